@@ -1,0 +1,145 @@
+// Package paths computes every file and socket location keychain-auth uses, for
+// user mode and system mode, from the environment it is given. It is the one
+// place that knows about XDG variables, KEYCHAIN_AUTH_* overrides and per-OS
+// conventions; it reads no files.
+package paths
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+)
+
+// Environment variables that change where things live.
+const (
+	EnvSocket     = "KEYCHAIN_AUTH_SOCKET"
+	EnvSystemRoot = "KEYCHAIN_AUTH_SYSTEM_ROOT"
+	EnvPassphrase = "KEYCHAIN_AUTH_PASSPHRASE"
+)
+
+// Mode says whose daemon a layout belongs to.
+type Mode string
+
+const (
+	ModeUser   Mode = "user"
+	ModeSystem Mode = "system"
+)
+
+// Layout is the set of locations for one mode.
+type Layout struct {
+	Mode        Mode
+	ConfigDir   string
+	ConfigFile  string
+	PendingFile string
+	StateDir    string // data: audit log (and, in system mode, store and key)
+	AuditFile   string
+	StoreFile   string
+	KeyFile     string // system mode only: the store's master key
+	SocketPath  string
+}
+
+// Env is what the functions here read: a getenv and the user's identity.
+type Env struct {
+	Getenv func(string) string
+	Home   string
+	UID    int
+}
+
+func (e Env) get(k string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(k)
+}
+
+// ErrNoHome is returned when no home directory is known and no XDG override
+// makes one unnecessary.
+var ErrNoHome = errors.New("cannot determine the home directory: set HOME")
+
+// User returns the user-mode layout.
+func User(e Env) (Layout, error) {
+	xdg := func(name, fallback string) (string, error) {
+		if v := e.get(name); filepath.IsAbs(v) {
+			return v, nil
+		}
+		if e.Home == "" {
+			return "", ErrNoHome
+		}
+		return filepath.Join(e.Home, fallback), nil
+	}
+	cfgBase, err := xdg("XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return Layout{}, err
+	}
+	dataBase, err := xdg("XDG_DATA_HOME", filepath.Join(".local", "share"))
+	if err != nil {
+		return Layout{}, err
+	}
+	if e.Home == "" {
+		return Layout{}, ErrNoHome
+	}
+	l := Layout{Mode: ModeUser}
+	l.ConfigDir = filepath.Join(cfgBase, "keychain-auth")
+	l.ConfigFile = filepath.Join(l.ConfigDir, "config.json")
+	l.PendingFile = filepath.Join(l.ConfigDir, "pending.json")
+	l.StateDir = userAuditDir(e, dataBase)
+	l.AuditFile = filepath.Join(l.StateDir, "audit.log")
+	l.StoreFile = filepath.Join(e.Home, ".keychain-auth", "keyring.json")
+	l.SocketPath = UserSocket(e)
+	return l, nil
+}
+
+// UserSocket is the user daemon's socket: $KEYCHAIN_AUTH_SOCKET, else under
+// $XDG_RUNTIME_DIR, else under $TMPDIR (or /tmp) in a per-uid directory.
+func UserSocket(e Env) string {
+	if v := e.get(EnvSocket); v != "" {
+		return v
+	}
+	return userSocketDefault(e)
+}
+
+func unixUserSocket(e Env) string {
+	if v := e.get("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
+		return filepath.Join(v, "keychain-auth", "agent.sock")
+	}
+	tmp := e.get("TMPDIR")
+	if !filepath.IsAbs(tmp) {
+		tmp = "/tmp"
+	}
+	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
+}
+
+// SystemRoot is $KEYCHAIN_AUTH_SYSTEM_ROOT, or "/".
+func SystemRoot(e Env) string {
+	if v := e.get(EnvSystemRoot); v != "" {
+		return v
+	}
+	return "/"
+}
+
+// System returns the system-mode layout under SystemRoot. $KEYCHAIN_AUTH_SOCKET
+// does not move the system socket: clients in other accounts must find it.
+func System(e Env) Layout {
+	root := SystemRoot(e)
+	l := Layout{Mode: ModeSystem}
+	l.ConfigDir = filepath.Join(root, "etc", "keychain-auth")
+	l.ConfigFile = filepath.Join(l.ConfigDir, "config.json")
+	l.StateDir = filepath.Join(root, "var", "lib", "keychain-auth")
+	l.PendingFile = filepath.Join(l.StateDir, "pending.json")
+	l.AuditFile = filepath.Join(l.StateDir, "audit.log")
+	l.StoreFile = filepath.Join(l.StateDir, "keyring.json")
+	l.KeyFile = filepath.Join(l.StateDir, "master.key")
+	l.SocketPath = filepath.Join(root, "run", "keychain-auth", "agent.sock")
+	return l
+}
+
+// SystemUnit is where install-system writes the systemd unit.
+func SystemUnit(e Env) string {
+	return filepath.Join(SystemRoot(e), "etc", "systemd", "system", "keychain-auth.service")
+}
+
+// String is for messages.
+func (l Layout) String() string {
+	return fmt.Sprintf("%s mode (config %s, socket %s)", l.Mode, l.ConfigFile, l.SocketPath)
+}

@@ -1,0 +1,11 @@
+//go:build !darwin && !windows
+
+package paths
+
+import "path/filepath"
+
+func userAuditDir(_ Env, dataBase string) string {
+	return filepath.Join(dataBase, "keychain-auth")
+}
+
+func userSocketDefault(e Env) string { return unixUserSocket(e) }
