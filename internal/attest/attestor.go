@@ -1,0 +1,240 @@
+package attest
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Options tunes an Attestor; zero values pick the defaults.
+type Options struct {
+	// MaxConcurrent bounds how many files are hashed at once (default 2), so
+	// a burst of new binaries cannot take every core and all memory bandwidth.
+	MaxConcurrent int
+	// CacheEntries bounds how many identities are remembered (default 1024);
+	// the least recently used is forgotten first.
+	CacheEntries int
+}
+
+// Attestor hashes executable images. It is safe for concurrent use: callers
+// asking about the same file version at the same time share one hash.
+type Attestor struct {
+	sem          chan struct{}
+	cacheEntries int
+	hits, misses atomic.Uint64
+
+	mu       sync.Mutex
+	lru      *list.List // of *entry, most recently used at the front
+	byKey    map[Key]*list.Element
+	inflight map[Key]*call
+
+	// Test seams: onWait runs when a hash has to wait for a free slot, onHash
+	// while a slot is held, before the file is read, onShare when a caller
+	// joins a hash another caller is running.
+	onWait, onHash, onShare func()
+}
+
+type entry struct {
+	key  Key
+	hash string
+}
+
+// call is one hash in progress that later callers for the same key wait on.
+type call struct {
+	done chan struct{}
+	hash string
+	err  error
+}
+
+// New returns an Attestor with an empty cache.
+func New(opts Options) *Attestor {
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 2
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = 1024
+	}
+	return &Attestor{
+		sem:          make(chan struct{}, opts.MaxConcurrent),
+		cacheEntries: opts.CacheEntries,
+		lru:          list.New(),
+		byKey:        make(map[Key]*list.Element),
+		inflight:     make(map[Key]*call),
+	}
+}
+
+// Stats reports cache hits (answers without reading the file: from the cache
+// or from a hash another caller was already running) and misses (hashes
+// actually started).
+func (a *Attestor) Stats() (hits, misses uint64) {
+	return a.hits.Load(), a.misses.Load()
+}
+
+// Hash returns the identity of the open file f, reading it through f from
+// offset 0 without moving its file offset and never reopening it by name: on
+// Linux f is /proc/<pid>/exe, the very image the process runs. A file that
+// changes while being hashed yields an error wrapping ErrChanged and is not
+// cached.
+func (a *Attestor) Hash(ctx context.Context, f *os.File) (Identity, error) {
+	key, err := statRegular(f)
+	if err != nil {
+		return Identity{}, err
+	}
+	if !key.cacheable() {
+		a.misses.Add(1)
+		h, err := a.compute(ctx, f, key)
+		return Identity{Hash: h, Key: key}, err
+	}
+	for {
+		a.mu.Lock()
+		if el, ok := a.byKey[key]; ok {
+			a.lru.MoveToFront(el)
+			h := el.Value.(*entry).hash
+			a.mu.Unlock()
+			a.hits.Add(1)
+			return Identity{Hash: h, Key: key}, nil
+		}
+		if c, ok := a.inflight[key]; ok {
+			a.mu.Unlock()
+			if a.onShare != nil {
+				a.onShare()
+			}
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return Identity{}, fmt.Errorf("hash %s: %w", f.Name(), ctx.Err())
+			}
+			if c.err == nil {
+				a.hits.Add(1)
+				return Identity{Hash: c.hash, Key: key}, nil
+			}
+			// The caller that ran the hash gave up on its own deadline; that
+			// says nothing about this caller, which tries again itself.
+			if isContextErr(c.err) && ctx.Err() == nil {
+				continue
+			}
+			return Identity{}, c.err
+		}
+		c := &call{done: make(chan struct{})}
+		a.inflight[key] = c
+		a.mu.Unlock()
+
+		a.misses.Add(1)
+		c.hash, c.err = a.compute(ctx, f, key)
+
+		a.mu.Lock()
+		delete(a.inflight, key)
+		if c.err == nil {
+			a.store(key, c.hash)
+		}
+		a.mu.Unlock()
+		close(c.done)
+		return Identity{Hash: c.hash, Key: key}, c.err
+	}
+}
+
+// HashPath opens path, following symlinks, and hashes it. It is for the
+// command line (register, upgrade, check), where a user names a file; the
+// daemon never uses it, because a path can be replaced between the moment a
+// process starts and the moment the path is read.
+func (a *Attestor) HashPath(ctx context.Context, path string) (Identity, error) {
+	// Stat first: opening a FIFO would block until someone writes to it.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Identity{}, fmt.Errorf("hash binary: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Identity{}, notRegular(path, fi.Mode())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Identity{}, fmt.Errorf("hash binary: %w", err)
+	}
+	defer f.Close()
+	return a.Hash(ctx, f)
+}
+
+// store records a hash; the caller holds a.mu.
+func (a *Attestor) store(key Key, hash string) {
+	if el, ok := a.byKey[key]; ok {
+		a.lru.MoveToFront(el)
+		return
+	}
+	a.byKey[key] = a.lru.PushFront(&entry{key: key, hash: hash})
+	for a.lru.Len() > a.cacheEntries {
+		oldest := a.lru.Back()
+		a.lru.Remove(oldest)
+		delete(a.byKey, oldest.Value.(*entry).key)
+	}
+}
+
+// hashChunk is the read size: large enough to amortise the syscall, small
+// enough to stay in cache while SHA-256 runs over it.
+const hashChunk = 256 << 10
+
+// compute hashes the first key.Size bytes of f under a concurrency slot and
+// checks that f still has the key it had before.
+func (a *Attestor) compute(ctx context.Context, f *os.File, key Key) (string, error) {
+	if err := a.acquire(ctx); err != nil {
+		return "", fmt.Errorf("hash %s: wait for a hashing slot: %w", f.Name(), err)
+	}
+	defer func() { <-a.sem }()
+	if a.onHash != nil {
+		a.onHash()
+	}
+
+	h := sha256.New()
+	buf := make([]byte, hashChunk)
+	var off int64
+	for off < key.Size {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("hash %s: %w", f.Name(), err)
+		}
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), key.Size-off)], off)
+		h.Write(buf[:n])
+		off += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", f.Name(), err)
+		}
+	}
+	after, err := statRegular(f)
+	if err != nil {
+		return "", err
+	}
+	if off != key.Size || after != key {
+		return "", fmt.Errorf("hash %s: %w (size %d then %d); try again once nothing is writing to it", f.Name(), ErrChanged, key.Size, after.Size)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return FormatHash(sum), nil
+}
+
+func (a *Attestor) acquire(ctx context.Context) error {
+	select {
+	case a.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if a.onWait != nil {
+		a.onWait()
+	}
+	select {
+	case a.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

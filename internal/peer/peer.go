@@ -1,0 +1,53 @@
+// Package peer asks the kernel who is on the other end of a local socket: the
+// peer's pid, uid and gid, and a handle on the executable image that process
+// runs, proven to belong to it rather than to a later process reusing its pid.
+package peer
+
+import (
+	"errors"
+	"os"
+)
+
+// ErrGone means the credentialed peer process has exited (or been reaped), so
+// anything read about its pid now may describe another process.
+var ErrGone = errors.New("peer process is gone")
+
+// Peer is the kernel's answer about a connected process. PID, UID and GID are
+// the credentials the kernel recorded when the peer connected; nothing the peer
+// sends can change them. A Peer holds a process handle (pidfd on Linux) and
+// must be closed.
+type Peer struct {
+	PID      int
+	UID, GID uint32
+
+	pidfd *os.File
+	// fromSocket is true when the pidfd came from the socket itself
+	// (SO_PEERPIDFD) and false when it was opened from the pid afterwards.
+	fromSocket bool
+}
+
+// ProcessInfo is what a user needs to recognise an unknown caller in
+// pending.json. It is self-reported by the process (a program may rewrite its
+// command line) and read best effort, so it is for display, never for policy.
+type ProcessInfo struct {
+	CommandLine []string
+	PPID        int
+	ParentPath  string
+	Cwd         string
+}
+
+// HasPeerPIDFD reports whether the process handle was taken from the socket
+// (SO_PEERPIDFD, race free). When false it was opened from the pid after the
+// fact, which a pid reused in between could defeat; the daemon logs that once.
+func (p *Peer) HasPeerPIDFD() bool { return p.fromSocket }
+
+// Close releases the process handle. Closing twice is harmless.
+func (p *Peer) Close() error {
+	if p.pidfd == nil {
+		return nil
+	}
+	if err := p.pidfd.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
