@@ -1,0 +1,125 @@
+// Package protocol defines version 1 of the keychain-auth wire protocol: the
+// request and response types, the validation rules every request must pass, and
+// newline-delimited JSON framing with a hard cap on line length. It performs no
+// policy decisions and touches no store; it is fuzzed.
+package protocol
+
+import "encoding/json"
+
+// Version is the protocol version this package speaks.
+const Version = "1"
+
+// MaxLineSize is the largest request line accepted, excluding the newline.
+const MaxLineSize = 1 << 20
+
+// Limits from the protocol contract.
+const (
+	MaxServiceLen   = 255
+	MaxTargets      = 1000
+	MaxTargetLen    = 1024
+	MaxValueLen     = 64 << 10
+	MaxAttributes   = 64
+	MaxAttrKeyLen   = 255
+	MaxAttrValueLen = 1024
+)
+
+// TypeRequest and TypeResponse are the only accepted values of "type".
+const (
+	TypeRequest  = "REQUEST"
+	TypeResponse = "RESPONSE"
+)
+
+// Action is what a request asks the daemon to do.
+type Action string
+
+const (
+	ActionRead   Action = "read"
+	ActionWrite  Action = "write"
+	ActionDelete Action = "delete"
+	ActionSearch Action = "search"
+	ActionCheck  Action = "check"
+)
+
+// Match selects how targets are interpreted.
+type Match string
+
+const (
+	MatchExact  Match = "exact"
+	MatchPrefix Match = "prefix"
+)
+
+// Status is the outcome class of a response.
+type Status string
+
+const (
+	StatusSuccess Status = "success"
+	StatusDenied  Status = "denied"
+	StatusError   Status = "error"
+)
+
+// Reason is the machine-readable cause of a non-success response.
+type Reason string
+
+const (
+	ReasonUnregisteredBinary Reason = "unregistered_binary"
+	ReasonActionNotInPolicy  Reason = "action_not_in_policy"
+	ReasonServiceNotAllowed  Reason = "service_not_allowed"
+	ReasonProcessChanged     Reason = "process_changed"
+	ReasonProcessTampered    Reason = "process_tampered"
+	ReasonForeignUser        Reason = "foreign_user"
+	ReasonMalformedRequest   Reason = "malformed_request"
+	ReasonRequestTooLarge    Reason = "request_too_large"
+	ReasonHashMismatch       Reason = "hash_mismatch"
+	ReasonNotFound           Reason = "not_found"
+	ReasonBackendLocked      Reason = "backend_locked"
+	ReasonBackendError       Reason = "backend_error"
+	ReasonConfigInvalid      Reason = "config_invalid"
+	ReasonRateLimited        Reason = "rate_limited"
+	ReasonInternalError      Reason = "internal_error"
+)
+
+// StatusOf returns the status that always accompanies reason r.
+func StatusOf(r Reason) Status {
+	switch r {
+	case "":
+		return StatusSuccess
+	case ReasonUnregisteredBinary, ReasonActionNotInPolicy, ReasonServiceNotAllowed,
+		ReasonProcessChanged, ReasonProcessTampered, ReasonForeignUser, ReasonHashMismatch:
+		return StatusDenied
+	default:
+		return StatusError
+	}
+}
+
+// Request is one line sent by a client.
+type Request struct {
+	Type string `json:"type"`
+	// ID is any JSON scalar (string, number, bool, null); it is echoed verbatim.
+	ID         json.RawMessage   `json:"id,omitempty"`
+	Action     Action            `json:"action"`
+	Service    string            `json:"service,omitempty"`
+	Match      Match             `json:"match,omitempty"`
+	Targets    []string          `json:"targets,omitempty"`
+	Values     []string          `json:"values,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	RequireAll bool              `json:"require_all,omitempty"`
+}
+
+// Result is one item of a successful response. Value is set only for reads.
+type Result struct {
+	Target     string            `json:"target"`
+	Value      *string           `json:"value,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Response is one line sent by the daemon.
+type Response struct {
+	Type    string          `json:"type"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Status  Status          `json:"status"`
+	Reason  Reason          `json:"reason,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Missing []string        `json:"missing,omitempty"`
+	// Results is encoded (possibly as []) exactly when Status is success.
+	Results []Result `json:"results"`
+}
