@@ -1,0 +1,159 @@
+// Package cli implements the keychain-auth command line: the daemon's start
+// command and the admin commands that edit config.json and pending.json
+// directly. It is a thin layer: each command parses flags, calls the packages
+// below, and prints what changed.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/The-17/keychain-auth/internal/paths"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError marks errors caused by how the command was called.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// app carries what commands need from the process, so tests can run several.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	uid            int
+}
+
+func (a *app) env() (paths.Env, error) {
+	home := a.getenv("HOME")
+	if home == "" {
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	return paths.Env{Getenv: a.getenv, Home: home, UID: a.uid}, nil
+}
+
+// userLayout is the user-mode layout with the --socket override applied.
+func (a *app) userLayout(socket string) (paths.Layout, error) {
+	e, err := a.env()
+	if err != nil {
+		return paths.Layout{}, err
+	}
+	l, err := paths.User(e)
+	if err != nil {
+		return l, err
+	}
+	if socket != "" {
+		l.SocketPath = socket
+	}
+	return l, nil
+}
+
+// Main runs the command line and returns the exit code.
+func Main(args []string) int {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, uid: os.Getuid()}
+	return a.run(context.Background(), args[1:])
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	msg := strings.TrimSpace(err.Error())
+	fmt.Fprintf(a.stderr, "keychain-auth: %s\n", strings.ReplaceAll(msg, "\n", "; "))
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitFail
+}
+
+// isCobraUsage recognises cobra's own argument and flag errors.
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument",
+		"invalid argument", "accepts ", "requires at least", "requires exactly", "bad flag syntax", "required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keychain-auth",
+		Short: "A local secret broker that answers only the binaries you approved",
+		Long: `keychain-auth is a daemon that stands between local programs and your secret store.
+Programs connect to its socket; the daemon asks the kernel who they are, hashes the
+executable they run, and answers only what you approved for that exact binary.`,
+		Version:       version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("keychain-auth {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		a.startCmd(),
+		a.registerCmd(),
+		a.listPendingCmd(),
+		a.approveCmd(),
+		a.listCmd(),
+		a.grantCmd(),
+		a.revokeCmd(),
+		a.unregisterCmd(),
+		a.upgradeCmd(),
+		a.statusCmd(),
+		a.authorizeCmd(),
+		a.checkCmd(),
+		a.versionCmd(),
+	)
+	return root
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.stdout, "keychain-auth %s\n", version())
+			return nil
+		},
+	}
+}

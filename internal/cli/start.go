@@ -1,0 +1,249 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/The-17/keychain-auth/internal/attest"
+	"github.com/The-17/keychain-auth/internal/backend"
+	"github.com/The-17/keychain-auth/internal/backend/file"
+	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/fsx"
+	"github.com/The-17/keychain-auth/internal/paths"
+	"github.com/The-17/keychain-auth/internal/server"
+)
+
+type startOpts struct {
+	socket         string
+	backend        string
+	passphraseFile string
+	logFormat      string
+}
+
+func (a *app) startCmd() *cobra.Command {
+	var o startOpts
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run the daemon in the foreground until SIGINT or SIGTERM",
+		Long: `Run the daemon in the foreground. It listens on the socket, answers registered
+binaries according to config.json, and stops cleanly on SIGINT or SIGTERM.
+
+The file backend needs a passphrase: from --passphrase-file, from the
+KEYCHAIN_AUTH_PASSPHRASE environment variable, or typed at the terminal
+(twice when the store is created).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.start(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.socket, "socket", "", "socket path (default $KEYCHAIN_AUTH_SOCKET, else $XDG_RUNTIME_DIR/keychain-auth/agent.sock)")
+	f.StringVar(&o.backend, "backend", "auto", "secret store: auto, file, secret-service, keychain or wincred")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the file store's passphrase from this file")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	return cmd
+}
+
+func (a *app) logger(format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(a.stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(a.stderr, nil)), nil
+	}
+	return nil, usagef("--log-format must be text or json, not %q", format)
+}
+
+func (a *app) start(ctx context.Context, o startOpts) error {
+	log, err := a.logger(o.logFormat)
+	if err != nil {
+		return err
+	}
+	if !validBackend(o.backend) {
+		return usagef("--backend must be one of auto, file, secret-service, keychain, wincred; not %q", o.backend)
+	}
+	for _, w := range harden() {
+		log.Warn(w)
+	}
+	layout, err := a.userLayout(o.socket)
+	if err != nil {
+		return err
+	}
+	if err := fsx.MkdirPrivate(layout.ConfigDir); err != nil {
+		return err
+	}
+	loadOpts := config.LoadOptions{OwnerUID: a.uid}
+	cfg, err := config.Load(layout.ConfigFile, loadOpts)
+	if err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	name, err := a.chooseBackend(ctx, log, o.backend, cfg.Backend)
+	if err != nil {
+		return err
+	}
+	be, err := a.openBackend(ctx, name, layout, o)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	if cfg.Backend != name {
+		if _, err := config.Update(ctx, layout.ConfigFile, loadOpts, func(c *config.Config) error {
+			c.Backend = name
+			return nil
+		}); err != nil {
+			return fmt.Errorf("record backend choice: %w", err)
+		}
+	}
+
+	ln, err := server.Listen(server.ListenOptions{Path: layout.SocketPath, UID: a.uid, GID: -1})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Options{
+		Listener:    ln,
+		Backend:     be,
+		Config:      config.NewCache(layout.ConfigFile, loadOpts),
+		Attestor:    attest.New(attest.Options{}),
+		PendingFile: layout.PendingFile,
+		Logger:      log,
+		UID:         uint32(a.uid),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("keychain-auth started", "version", version(), "mode", layout.Mode, "socket", layout.SocketPath,
+		"backend", name, "config", layout.ConfigFile)
+	err = srv.Serve(ctx)
+	ln.Close()
+	if err != nil {
+		return err
+	}
+	log.Info("keychain-auth stopped")
+	return nil
+}
+
+func validBackend(name string) bool {
+	switch name {
+	case "auto", "file", "secret-service", "keychain", "wincred":
+		return true
+	}
+	return false
+}
+
+// chooseBackend resolves the store to use. An explicit flag wins (and is
+// recorded); otherwise the recorded choice; otherwise auto-detection. A
+// recorded backend is never replaced silently.
+func (a *app) chooseBackend(ctx context.Context, log *slog.Logger, flag, recorded string) (string, error) {
+	if flag != "auto" {
+		if recorded != "" && recorded != flag {
+			log.Warn("switching backend as requested; secrets in the previous store are not moved",
+				"from", recorded, "to", flag)
+		}
+		return flag, nil
+	}
+	if recorded != "" {
+		return recorded, nil
+	}
+	return autoBackend(ctx, log), nil
+}
+
+func newRegistry() *backend.Registry {
+	r := &backend.Registry{}
+	file.Register(r)
+	registerPlatformBackends(r)
+	return r
+}
+
+func (a *app) openBackend(ctx context.Context, name string, layout paths.Layout, o startOpts) (backend.Backend, error) {
+	reg := newRegistry()
+	opts := backend.Options{Path: layout.StoreFile}
+	if name == "file" {
+		exists, err := file.Exists(layout.StoreFile)
+		if err != nil {
+			return nil, err
+		}
+		pass, err := a.passphrase(o.passphraseFile, !exists)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(pass)
+		opts.Passphrase, opts.Create = pass, !exists
+	}
+	be, err := reg.Open(ctx, name, opts)
+	switch {
+	case errors.Is(err, file.ErrWrongPassphrase):
+		return nil, fmt.Errorf("wrong passphrase for %s; the store was not changed", layout.StoreFile)
+	case err != nil && name != "file" && errors.Is(err, backend.ErrUnavailable):
+		return nil, fmt.Errorf("the recorded backend %q is unavailable: %w; keychain-auth does not switch stores by itself: "+
+			"fix it, or start with --backend file to use the encrypted file store deliberately", name, err)
+	case err != nil:
+		return nil, fmt.Errorf("open %s backend: %w", name, err)
+	}
+	return be, nil
+}
+
+// passphrase gets the file store's passphrase: --passphrase-file, then
+// $KEYCHAIN_AUTH_PASSPHRASE, then the terminal (asked twice for a new store).
+func (a *app) passphrase(path string, create bool) ([]byte, error) {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase file: %w", err)
+		}
+		p := bytes.TrimRight(b, "\r\n")
+		if len(p) == 0 {
+			return nil, fmt.Errorf("passphrase file %s is empty", path)
+		}
+		return p, nil
+	}
+	if v := a.getenv(paths.EnvPassphrase); v != "" {
+		return []byte(v), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, errors.New("the file store needs a passphrase and there is no terminal to ask: " +
+			"use --passphrase-file or set " + paths.EnvPassphrase)
+	}
+	defer tty.Close()
+	ask := func(prompt string) ([]byte, error) {
+		fmt.Fprint(tty, prompt)
+		p, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return p, err
+	}
+	p, err := ask("keychain-auth passphrase: ")
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	if len(strings.TrimSpace(string(p))) == 0 {
+		return nil, errors.New("empty passphrase refused")
+	}
+	if create {
+		again, err := ask("repeat passphrase for the new store: ")
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase: %w", err)
+		}
+		defer clear(again)
+		if !bytes.Equal(p, again) {
+			clear(p)
+			return nil, errors.New("the passphrases do not match; nothing was created")
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/The-17/keychain-auth/internal/attest"
+	"github.com/The-17/keychain-auth/internal/audit"
+	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/peer"
+	"github.com/The-17/keychain-auth/internal/policy"
+	"github.com/The-17/keychain-auth/protocol"
+)
+
+// session is one client connection. Its requests are handled in order by the
+// one goroutine that runs handle; only interrupt is called from elsewhere.
+type session struct {
+	s       *Server
+	nc      net.Conn
+	id      uint64
+	log     *slog.Logger
+	peer    *peer.Peer
+	peerUID uint32
+	ident   attest.Identity
+	path    string
+	r       *protocol.Reader
+
+	// grant is the policy computed for cfg; recomputed when the config changes.
+	cfg   *config.Config
+	grant policy.Grant
+	deny  policy.Decision
+
+	mu          sync.Mutex
+	interrupted bool
+}
+
+// interrupt wakes a session blocked waiting for a request so it can exit.
+// A request already being executed finishes and is answered first.
+func (c *session) interrupt() {
+	c.mu.Lock()
+	c.interrupted = true
+	c.mu.Unlock()
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *session) isInterrupted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.interrupted
+}
+
+// setReadDeadline sets d unless the session was interrupted, whose past
+// deadline must stay.
+func (c *session) setReadDeadline(d time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.interrupted {
+		c.nc.SetReadDeadline(d)
+	}
+}
+
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	c := &session{s: s, nc: nc, id: s.nextConn.Add(1)}
+	c.log = s.log.With("conn", c.id)
+	c.r = protocol.NewReader(nc)
+	// Once a request has started, it must finish within the line timeout; an
+	// idle connection may wait much longer for its next request.
+	c.r.OnLineStart(func() { c.setReadDeadline(time.Now().Add(s.opts.LineTimeout)) })
+	defer nc.Close()
+
+	p, err := peer.FromConn(nc)
+	if err != nil {
+		c.log.Error("cannot identify peer; closing", "err", err)
+		c.reply(protocol.Failure(nil, protocol.ReasonInternalError, "the daemon could not identify the connecting process"))
+		return
+	}
+	defer p.Close()
+	c.peer, c.peerUID = p, p.UID
+	c.log = c.log.With("pid", p.PID, "uid", p.UID)
+	if !p.HasPeerPIDFD() {
+		s.warnOnce.Do(func() {
+			s.log.Warn("kernel lacks SO_PEERPIDFD; using pidfd_open after SO_PEERCRED, which a pid reused in between could fool")
+		})
+	}
+
+	if !s.track(c) {
+		c.log.Warn("connection refused: too many connections for this uid", "limit", s.opts.MaxConnsPerUID)
+		c.reply(protocol.Failure(nil, protocol.ReasonRateLimited, "too many connections from this user; close some and retry"))
+		c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonRateLimited)})
+		c.closeGracefully()
+		return
+	}
+	defer s.untrack(c)
+
+	if !s.opts.AnyUID && p.UID != s.opts.UID {
+		c.denyConnect(ctx, protocol.ReasonForeignUser, "this daemon serves only the user it runs as")
+		return
+	}
+	if reason, msg := c.attest(ctx); reason != "" {
+		c.denyConnect(ctx, reason, msg)
+		return
+	}
+	c.log = c.log.With("binary", c.path, "hash", c.ident.Hash)
+	if dec := c.identify(); !dec.Allowed() {
+		if dec.Reason != protocol.ReasonConfigInvalid {
+			c.denyConnect(ctx, dec.Reason, dec.Message)
+			return
+		}
+	}
+	c.serve(ctx)
+}
+
+// attest hashes the image the peer runs, through the kernel's handle on it.
+func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
+	f, err := c.peer.OpenExe()
+	if err != nil {
+		return c.peerError("open executable", err)
+	}
+	defer f.Close()
+	id, err := c.s.opts.Attestor.Hash(ctx, f)
+	if err != nil {
+		return c.peerError("hash executable", err)
+	}
+	path, err := c.peer.ExeLink()
+	if err != nil {
+		return c.peerError("read executable path", err)
+	}
+	c.ident, c.path = id, path
+	return "", ""
+}
+
+func (c *session) peerError(what string, err error) (protocol.Reason, string) {
+	if errors.Is(err, peer.ErrGone) || errors.Is(err, attest.ErrChanged) {
+		c.log.Info("peer changed during verification", "step", what, "err", err)
+		return protocol.ReasonProcessChanged, "the connecting process exited or changed its executable during verification"
+	}
+	c.log.Error("peer verification failed", "step", what, "err", err)
+	return protocol.ReasonInternalError, "the daemon could not verify the connecting process"
+}
+
+// identify evaluates who the caller is under the current config. It returns
+// a config_invalid decision when the config cannot be used.
+func (c *session) identify() policy.Decision {
+	cfg, err := c.s.opts.Config.Get()
+	if err != nil {
+		c.log.Error("config unusable; refusing requests until it is fixed", "err", err)
+		return policy.Decision{Reason: protocol.ReasonConfigInvalid, Message: "config.json is unusable: " + err.Error()}
+	}
+	if cfg != c.cfg {
+		c.cfg = cfg
+		c.grant, c.deny = policy.Identify(cfg.PolicyEntries(), policy.Caller{Hash: c.ident.Hash, Path: c.path, UID: c.peerUID})
+	}
+	return c.deny
+}
+
+func (c *session) recordPending() {
+	s := c.s
+	if s.opts.PendingFile == "" {
+		return
+	}
+	attempts, ok := s.pending.Admit(c.ident.Hash, s.opts.Now())
+	if !ok {
+		return
+	}
+	info := c.peer.Describe()
+	now := s.opts.Now().UTC()
+	uid := c.peerUID
+	rec := config.PendingRecord{
+		Hash: c.ident.Hash, Path: c.path, CommandLine: info.CommandLine,
+		Count: attempts,
+		PID:   c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+	}
+	// The reply must not wait for the disk; Serve waits for these on shutdown.
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now); err != nil {
+			s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
+		}
+	}()
+}
+
+// denyConnect answers the first request (so its id is echoed) with the
+// refusal, records it and closes.
+func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg string) {
+	var id json.RawMessage
+	rec := audit.Record{Event: audit.EventConnectDenied, Result: resultOf(reason), Reason: string(reason)}
+	line, err := c.readLine()
+	// Only a caller that asked for something is queued for approval: a bare
+	// connect (a liveness probe such as `status`) leaves no record.
+	if (err == nil || errors.Is(err, protocol.ErrLineTooLong)) &&
+		(reason == protocol.ReasonUnregisteredBinary || reason == protocol.ReasonHashMismatch) {
+		c.recordPending()
+	}
+	if err == nil {
+		req, _ := protocol.DecodeRequest(line)
+		if req != nil {
+			id = req.ID
+			fillRequest(&rec, req)
+		}
+	}
+	c.log.Info("connection denied", "reason", reason)
+	if c.audit(ctx, rec) != nil {
+		reason, msg = protocol.ReasonInternalError, msgAuditDown
+	}
+	if err == nil || errors.Is(err, protocol.ErrLineTooLong) {
+		c.reply(protocol.Failure(id, reason, msg))
+	}
+	c.closeGracefully()
+}
+
+// serve answers requests in order until the client leaves, the session is
+// interrupted or a reply requires closing.
+func (c *session) serve(ctx context.Context) {
+	for {
+		line, err := c.readLine()
+		switch {
+		case errors.Is(err, protocol.ErrLineTooLong):
+			c.log.Warn("request line too large; closing")
+			c.audit(ctx, audit.Record{Event: audit.EventRequest, Result: audit.ResultError, Reason: string(protocol.ReasonRequestTooLarge)})
+			c.reply(protocol.Failure(nil, protocol.ReasonRequestTooLarge, "request line exceeds 1 MiB"))
+			c.closeGracefully()
+			return
+		case err != nil:
+			if !errors.Is(err, io.EOF) && !c.isInterrupted() {
+				c.log.Debug("connection ended", "err", err)
+			}
+			return
+		}
+		resp, closeAfter := c.handleLine(ctx, line)
+		if err := c.reply(resp); err != nil {
+			c.log.Debug("cannot write reply", "err", err)
+			return
+		}
+		if closeAfter {
+			c.closeGracefully()
+			return
+		}
+		if c.isInterrupted() {
+			return
+		}
+	}
+}
+
+// readLine reads one request line under the idle and line deadlines.
+func (c *session) readLine() ([]byte, error) {
+	c.setReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	return c.r.Next()
+}
+
+func (c *session) reply(resp *protocol.Response) error {
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return protocol.WriteResponse(c.nc, resp)
+}
+
+// closeGracefully lets the client read our last reply: closing a socket
+// with unread input can discard what we sent, so shut down our side, drain
+// what the client still sends for a bounded time, then close.
+func (c *session) closeGracefully() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	io.Copy(io.Discard, io.LimitReader(c.nc, protocol.MaxLineSize))
+	c.nc.Close()
+}
+
+const msgAuditDown = "audit log unavailable; the request was refused so that no access goes unrecorded"
+
+// audit fills the caller's identity into r and logs it.
+func (c *session) audit(ctx context.Context, r audit.Record) error {
+	a := c.s.opts.Audit
+	if a == nil {
+		return nil
+	}
+	r.Time = c.s.opts.Now().UTC()
+	r.Conn = c.id
+	if c.peer != nil {
+		r.PID = c.peer.PID
+		uid := c.peerUID
+		r.UID = &uid
+	}
+	r.BinaryPath, r.BinaryHash = c.path, c.ident.Hash
+	if err := a.Log(ctx, r); err != nil {
+		c.log.Error("audit log write failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+func fillRequest(r *audit.Record, req *protocol.Request) {
+	r.Action = string(req.Action)
+	r.Service = req.Service
+	if req.Action != protocol.ActionCheck && req.Action != "" {
+		r.Match = string(req.EffectiveMatch())
+	}
+	r.Targets = req.Targets
+	if len(req.ID) > 0 {
+		r.RequestID = string(req.ID)
+	}
+}
+
+func resultOf(reason protocol.Reason) string {
+	switch protocol.StatusOf(reason) {
+	case protocol.StatusSuccess:
+		return audit.ResultApproved
+	case protocol.StatusDenied:
+		return audit.ResultDenied
+	default:
+		return audit.ResultError
+	}
+}

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/The-17/keychain-auth/internal/attest"
+	"github.com/The-17/keychain-auth/internal/audit"
+	"github.com/The-17/keychain-auth/internal/backend"
+	"github.com/The-17/keychain-auth/internal/policy"
+	"github.com/The-17/keychain-auth/protocol"
+)
+
+// handleLine answers one request line. closeAfter is set when the reply ends
+// the connection (identity no longer holds).
+func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.Response, closeAfter bool) {
+	req, decErr := protocol.DecodeRequest(line)
+	rec := audit.Record{Event: audit.EventRequest}
+	var id = req.ID
+	fillRequest(&rec, req)
+
+	fail := func(reason protocol.Reason, msg string) *protocol.Response {
+		rec.Result, rec.Reason = resultOf(reason), string(reason)
+		if c.audit(ctx, rec) != nil {
+			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown)
+		}
+		return protocol.Failure(id, reason, msg)
+	}
+
+	if reason, msg := c.recheck(); reason != "" {
+		c.log.Info("peer changed since verification; closing", "reason", reason)
+		return fail(reason, msg), true
+	}
+	if dec := c.identify(); !dec.Allowed() {
+		return fail(dec.Reason, dec.Message), dec.Reason != protocol.ReasonConfigInvalid
+	}
+	if decErr != nil {
+		return fail(protocol.ReasonMalformedRequest, decErr.Error()), false
+	}
+	if req.Action == protocol.ActionCheck {
+		rec.Result = audit.ResultApproved
+		if c.audit(ctx, rec) != nil {
+			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown), false
+		}
+		return protocol.Success(id, []protocol.Result{checkResult(c.ident.Hash, c.path, c.grant)}), false
+	}
+	if dec := c.grant.Authorize(req); !dec.Allowed() {
+		c.log.Info("request denied", "action", req.Action, "service", req.Service, "reason", dec.Reason)
+		return fail(dec.Reason, dec.Message), false
+	}
+
+	out := c.execute(ctx, req)
+	if out.reason != "" {
+		c.log.Warn("request failed", "action", req.Action, "service", req.Service, "reason", out.reason, "err", out.err)
+		if out.listTargets {
+			rec.Targets = out.targets
+		}
+		r := fail(out.reason, out.message)
+		r.Missing = out.missing
+		return r, false
+	}
+	if out.listTargets {
+		rec.Targets = out.targets
+	}
+	rec.Result = audit.ResultApproved
+	if c.audit(ctx, rec) != nil {
+		return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown), false
+	}
+	r := protocol.Success(id, out.results)
+	r.Missing = out.missing
+	return r, false
+}
+
+// recheck confirms the peer still runs the image verified at connect.
+func (c *session) recheck() (protocol.Reason, string) {
+	key, err := attest.StatKey(c.peer.ExePath())
+	if err == nil {
+		err = c.peer.Alive()
+	}
+	if err != nil || !key.SameImage(c.ident.Key) {
+		return protocol.ReasonProcessChanged, "the process no longer runs the executable it was verified with; reconnect"
+	}
+	return "", ""
+}
+
+func checkResult(hash, path string, g policy.Grant) protocol.Result {
+	return protocol.Result{Target: hash, Attributes: map[string]string{
+		"path":           path,
+		"can_search":     strconv.FormatBool(g.CanSearch),
+		"read_services":  strings.Join(g.Read, ","),
+		"write_services": strings.Join(g.Write, ","),
+	}}
+}
+
+// outcome is what executing a request produced.
+type outcome struct {
+	results []protocol.Result
+	missing []string
+	// targets are those the request actually touched, for the audit log of
+	// prefix operations and searches (listTargets set).
+	targets     []string
+	listTargets bool
+
+	reason  protocol.Reason
+	message string
+	err     error
+}
+
+func (o *outcome) fail(reason protocol.Reason, msg string, err error) outcome {
+	o.reason, o.message, o.err = reason, msg, err
+	return *o
+}
+
+func storeFailure(op string, err error) outcome {
+	if errors.Is(err, backend.ErrLocked) {
+		return outcome{reason: protocol.ReasonBackendLocked, message: "the secret store is locked: " + err.Error(), err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return outcome{reason: protocol.ReasonBackendError, message: op + " was interrupted: the daemon is shutting down or the store is slow", err: err}
+	}
+	return outcome{reason: protocol.ReasonBackendError, message: fmt.Sprintf("%s failed: %v", op, err), err: err}
+}
+
+// storeService maps a request's service to the store's namespace. In system
+// mode every uid has its own namespace, so one user never sees another's.
+func (c *session) storeService(service string) string {
+	if c.s.opts.AnyUID {
+		return "uid-" + strconv.FormatUint(uint64(c.peerUID), 10) + ":" + service
+	}
+	return service
+}
+
+func (c *session) execute(ctx context.Context, req *protocol.Request) outcome {
+	be := c.s.opts.Backend
+	svc := c.storeService(req.Service)
+	prefix := req.EffectiveMatch() == protocol.MatchPrefix
+
+	switch req.Action {
+	case protocol.ActionWrite:
+		items := make([]backend.Item, len(req.Targets))
+		for i, t := range req.Targets {
+			items[i] = backend.Item{Target: t, Value: []byte(req.Values[i]), Attributes: req.Attributes}
+		}
+		err := be.Set(ctx, svc, items)
+		for i := range items {
+			clear(items[i].Value)
+		}
+		if err != nil {
+			return storeFailure("write", err)
+		}
+		return outcome{results: targetResults(req.Targets)}
+
+	case protocol.ActionRead:
+		if prefix {
+			items, err := be.List(ctx, svc, req.Targets[0], req.Attributes)
+			if err != nil {
+				return storeFailure("read", err)
+			}
+			return outcome{results: itemResults(items, true), targets: itemTargets(items), listTargets: true}
+		}
+		found, missing, err := c.lookup(ctx, svc, req)
+		if err != nil {
+			return storeFailure("read", err)
+		}
+		if req.RequireAll && len(missing) > 0 {
+			clearItems(found)
+			return notFound(missing)
+		}
+		return outcome{results: itemResults(found, true), missing: missing}
+
+	case protocol.ActionDelete:
+		var targets, missing []string
+		if prefix {
+			items, err := be.List(ctx, svc, req.Targets[0], req.Attributes)
+			if err != nil {
+				return storeFailure("delete", err)
+			}
+			clearItems(items)
+			targets = itemTargets(items)
+		} else {
+			found, miss, err := c.lookup(ctx, svc, req)
+			clearItems(found)
+			if err != nil {
+				return storeFailure("delete", err)
+			}
+			if req.RequireAll && len(miss) > 0 {
+				return notFound(miss)
+			}
+			targets, missing = itemTargets(found), miss
+		}
+		if len(targets) > 0 {
+			if err := be.Delete(ctx, svc, targets); err != nil {
+				o := storeFailure("delete", err)
+				o.targets, o.listTargets = targets, prefix
+				return o
+			}
+		}
+		return outcome{results: targetResults(targets), missing: missing, targets: targets, listTargets: prefix}
+
+	case protocol.ActionSearch:
+		var items []backend.Item
+		if prefix {
+			var p string
+			if len(req.Targets) > 0 {
+				p = req.Targets[0]
+			}
+			var err error
+			if items, err = be.List(ctx, svc, p, req.Attributes); err != nil {
+				return storeFailure("search", err)
+			}
+		} else {
+			var err error
+			if items, _, err = c.lookup(ctx, svc, req); err != nil {
+				return storeFailure("search", err)
+			}
+		}
+		clearItems(items)
+		return outcome{results: itemResults(items, false), targets: itemTargets(items), listTargets: true}
+	}
+	return outcome{reason: protocol.ReasonInternalError, message: "unhandled action " + string(req.Action)}
+}
+
+// lookup fetches the named targets. A target that is absent, or present but
+// without every requested attribute, is missing.
+func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request) (found []backend.Item, missing []string, err error) {
+	for _, t := range req.Targets {
+		it, err := c.s.opts.Backend.Get(ctx, svc, t)
+		switch {
+		case errors.Is(err, backend.ErrNotFound):
+			missing = append(missing, t)
+		case err != nil:
+			clearItems(found)
+			return nil, nil, err
+		case !backend.MatchAttrs(it.Attributes, req.Attributes):
+			clear(it.Value)
+			missing = append(missing, t)
+		default:
+			found = append(found, it)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Target < found[j].Target })
+	sort.Strings(missing)
+	return found, missing, nil
+}
+
+func notFound(missing []string) outcome {
+	return outcome{reason: protocol.ReasonNotFound, missing: missing,
+		message: fmt.Sprintf("%d of the requested targets do not exist; nothing was done", len(missing))}
+}
+
+// itemResults converts items to results, consuming (zeroing) their values.
+func itemResults(items []backend.Item, withValues bool) []protocol.Result {
+	out := make([]protocol.Result, len(items))
+	for i, it := range items {
+		out[i] = protocol.Result{Target: it.Target, Attributes: it.Attributes}
+		if withValues {
+			v := string(it.Value)
+			out[i].Value = &v
+		}
+		clear(it.Value)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	return out
+}
+
+func targetResults(targets []string) []protocol.Result {
+	out := make([]protocol.Result, len(targets))
+	for i, t := range targets {
+		out[i] = protocol.Result{Target: t}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	return out
+}
+
+func itemTargets(items []backend.Item) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.Target
+	}
+	sort.Strings(out)
+	return out
+}
+
+func clearItems(items []backend.Item) {
+	for _, it := range items {
+		clear(it.Value)
+	}
+}

@@ -1,0 +1,208 @@
+// Package server is the daemon's core: it accepts connections on the local
+// socket, establishes each peer's identity from the kernel once per connection,
+// re-checks it before every request, applies policy before touching the store,
+// and executes batches against a backend. It is a value built from Options, so
+// a test can run several in one process.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/The-17/keychain-auth/internal/attest"
+	"github.com/The-17/keychain-auth/internal/audit"
+	"github.com/The-17/keychain-auth/internal/backend"
+	"github.com/The-17/keychain-auth/internal/config"
+)
+
+// Defaults from the protocol contract.
+const (
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultLineTimeout    = 30 * time.Second
+	DefaultMaxConnsPerUID = 256
+	// drainTimeout bounds how long a connection we are closing is drained so
+	// that the client can still read our last reply.
+	drainTimeout = time.Second
+	writeTimeout = 30 * time.Second
+)
+
+// Auditor receives one record per decision. If Log fails, the request it
+// describes is refused: no access goes unrecorded.
+type Auditor interface {
+	Log(ctx context.Context, r audit.Record) error
+}
+
+// Options configures a Server. Listener, Backend, Config and Attestor are required.
+type Options struct {
+	Listener net.Listener
+	Backend  backend.Backend
+	Config   *config.Cache
+	Attestor *attest.Attestor
+	// PendingFile receives a record for every unregistered caller; "" disables it.
+	PendingFile string
+	Audit       Auditor
+	Logger      *slog.Logger
+	// UID is the daemon's uid; in user mode a peer with another uid is refused.
+	UID uint32
+	// AnyUID admits peers of every uid (system mode); secrets are then
+	// namespaced per peer uid.
+	AnyUID bool
+
+	IdleTimeout    time.Duration
+	LineTimeout    time.Duration
+	MaxConnsPerUID int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running daemon core.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	pending config.PendingLimiter
+
+	nextConn atomic.Uint64
+
+	mu       sync.Mutex
+	conns    map[*session]struct{}
+	perUID   map[uint32]int
+	closing  bool
+	wg       sync.WaitGroup // connections
+	bgWG     sync.WaitGroup // background writes (pending queue)
+	warnOnce sync.Once
+}
+
+// New checks opts and returns a Server ready to Serve.
+func New(opts Options) (*Server, error) {
+	switch {
+	case opts.Listener == nil:
+		return nil, errors.New("server: no listener")
+	case opts.Backend == nil:
+		return nil, errors.New("server: no backend")
+	case opts.Config == nil:
+		return nil, errors.New("server: no config")
+	case opts.Attestor == nil:
+		return nil, errors.New("server: no attestor")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.LineTimeout <= 0 {
+		opts.LineTimeout = DefaultLineTimeout
+	}
+	if opts.MaxConnsPerUID <= 0 {
+		opts.MaxConnsPerUID = DefaultMaxConnsPerUID
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{
+		opts:   opts,
+		log:    opts.Logger,
+		conns:  make(map[*session]struct{}),
+		perUID: make(map[uint32]int),
+	}, nil
+}
+
+// Serve accepts connections until ctx is cancelled, then stops accepting,
+// lets in-flight requests finish, closes idle connections and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.closing = true
+		for c := range s.conns {
+			c.interrupt()
+		}
+		s.mu.Unlock()
+		s.opts.Listener.Close()
+	})
+	defer stop()
+
+	var delay time.Duration
+	for {
+		nc, err := s.opts.Listener.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of fds or similar: back off instead of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; backing off", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			s.shutdownWait()
+			return fmt.Errorf("accept on %s: %w", s.opts.Listener.Addr(), err)
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, nc)
+		}()
+	}
+	s.shutdownWait()
+	return nil
+}
+
+func (s *Server) shutdownWait() {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.bgWG.Wait()
+}
+
+// track registers a session under its uid, enforcing the per-uid cap.
+func (s *Server) track(c *session) (ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.perUID[c.peerUID] >= s.opts.MaxConnsPerUID {
+		return false
+	}
+	s.perUID[c.peerUID]++
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.perUID[c.peerUID]--; s.perUID[c.peerUID] <= 0 {
+		delete(s.perUID, c.peerUID)
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// ConnCount reports open connections (for tests and status).
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
