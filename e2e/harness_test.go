@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -204,7 +205,10 @@ func (e *env) start(args ...string) *daemon {
 // spawn runs the daemon without waiting for it.
 func (e *env) spawn(args ...string) *daemon {
 	e.t.Helper()
-	cmd := exec.Command(kaBin, append([]string{"start", "--backend", "file"}, args...)...)
+	if !slices.Contains(args, "--backend") {
+		args = append([]string{"--backend", "file"}, args...)
+	}
+	cmd := exec.Command(kaBin, append([]string{"start"}, args...)...)
 	cmd.Env = e.vars
 	d := &daemon{e: e, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
@@ -343,4 +347,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 )
@@ -64,6 +65,22 @@ type Options struct {
 	Key []byte
 	// Create allows the backend to create a new empty store.
 	Create bool
+	// Logger receives the backend's warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// MultiGetter is implemented by backends that fetch many targets in fewer
+// round trips than one Get each. Absent targets are left out of the result;
+// the order of the result is unspecified.
+type MultiGetter interface {
+	GetMany(ctx context.Context, service string, targets []string) ([]Item, error)
+}
+
+// Readier is implemented by backends that can tell, before the first request,
+// whether they can serve (for example, an unlocked keyring exists). The daemon
+// calls it at start so that a store that cannot work fails loudly there.
+type Readier interface {
+	Ready(ctx context.Context) error
 }
 
 // OpenFunc constructs a backend.

@@ -91,7 +91,7 @@ func (a *app) start(ctx context.Context, o startOpts) error {
 	if err != nil {
 		return err
 	}
-	be, err := a.openBackend(ctx, name, layout, o)
+	be, err := a.openBackend(ctx, log, name, layout, o)
 	if err != nil {
 		return err
 	}
@@ -167,9 +167,9 @@ func newRegistry() *backend.Registry {
 	return r
 }
 
-func (a *app) openBackend(ctx context.Context, name string, layout paths.Layout, o startOpts) (backend.Backend, error) {
+func (a *app) openBackend(ctx context.Context, log *slog.Logger, name string, layout paths.Layout, o startOpts) (backend.Backend, error) {
 	reg := newRegistry()
-	opts := backend.Options{Path: layout.StoreFile}
+	opts := backend.Options{Path: layout.StoreFile, Logger: log}
 	if name == "file" {
 		exists, err := file.Exists(layout.StoreFile)
 		if err != nil {
@@ -191,6 +191,13 @@ func (a *app) openBackend(ctx context.Context, name string, layout paths.Layout,
 			"fix it, or start with --backend file to use the encrypted file store deliberately", name, err)
 	case err != nil:
 		return nil, fmt.Errorf("open %s backend: %w", name, err)
+	}
+	if r, ok := be.(backend.Readier); ok {
+		if err := r.Ready(ctx); err != nil {
+			be.Close()
+			return nil, fmt.Errorf("the %s backend cannot serve: %w; fix that (for a keyring: unlock it), "+
+				"or start with --backend file to use the encrypted file store deliberately", name, err)
+		}
 	}
 	return be, nil
 }

@@ -219,42 +219,74 @@ func (b *Backend) attributes(ctx context.Context, op string, paths []dbus.Object
 
 // Get implements backend.Backend.
 func (b *Backend) Get(ctx context.Context, service, target string) (backend.Item, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	op := fmt.Sprintf("get %q in service %q", target, service)
-	if err := b.usable(ctx, op); err != nil {
-		return backend.Item{}, err
-	}
-	if err := errors.Join(busString("service", service), busString("target", target)); err != nil {
-		return backend.Item{}, err
-	}
-	found, err := b.find(ctx, op, []map[string]string{{AttrService: service, AttrTarget: target}})
-	if err != nil {
-		return backend.Item{}, err
-	}
-	if found.locked {
-		if err := b.unlock(ctx, op, found.coll); err != nil {
-			return backend.Item{}, err
-		}
-	}
-	paths := found.paths[0]
-	if len(paths) == 0 {
-		return backend.Item{}, fmt.Errorf("secret-service: %s: %w", op, backend.ErrNotFound)
-	}
-	best := paths[0]
-	for _, p := range paths[1:] {
-		if newer(p, best) {
-			best = p
-		}
-	}
-	items, err := b.read(ctx, op, []dbus.ObjectPath{best}, nil)
+	items, err := b.GetMany(ctx, service, []string{target})
 	if err != nil {
 		return backend.Item{}, err
 	}
 	if len(items) == 0 {
-		return backend.Item{}, fmt.Errorf("secret-service: %s: %w", op, backend.ErrNotFound)
+		return backend.Item{}, fmt.Errorf("secret-service: get %q in service %q: %w", target, service, backend.ErrNotFound)
 	}
-	return backend.Item{Target: target, Value: items[0].value, Attributes: userAttrs(items[0].attrs)}, nil
+	return items[0], nil
+}
+
+// GetMany fetches several targets in two round trips (the searches go out
+// together, then one GetSecrets), instead of two per target. Absent targets
+// are left out of the result.
+func (b *Backend) GetMany(ctx context.Context, service string, targets []string) ([]backend.Item, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	op := fmt.Sprintf("get %d targets in service %q", len(targets), service)
+	if len(targets) == 1 {
+		op = fmt.Sprintf("get %q in service %q", targets[0], service)
+	}
+	if err := b.usable(ctx, op); err != nil {
+		return nil, err
+	}
+	queries := make([]map[string]string, len(targets))
+	for i, t := range targets {
+		if err := errors.Join(busString("service", service), busString("target", t)); err != nil {
+			return nil, err
+		}
+		queries[i] = map[string]string{AttrService: service, AttrTarget: t}
+	}
+	found, err := b.find(ctx, op, queries)
+	if err != nil {
+		return nil, err
+	}
+	if found.locked {
+		if err := b.unlock(ctx, op, found.coll); err != nil {
+			return nil, err
+		}
+	}
+	var best []dbus.ObjectPath
+	var bestTarget []string
+	for i, paths := range found.paths {
+		if len(paths) == 0 {
+			continue
+		}
+		p := paths[0]
+		for _, q := range paths[1:] {
+			if newer(q, p) {
+				p = q
+			}
+		}
+		best, bestTarget = append(best, p), append(bestTarget, targets[i])
+	}
+	got, err := b.read(ctx, op, best, nil)
+	if err != nil {
+		return nil, err
+	}
+	byPath := make(map[dbus.ObjectPath]stored, len(got))
+	for _, st := range got {
+		byPath[st.path] = st
+	}
+	items := make([]backend.Item, 0, len(got))
+	for i, p := range best {
+		if st, ok := byPath[p]; ok {
+			items = append(items, backend.Item{Target: bestTarget[i], Value: st.value, Attributes: userAttrs(st.attrs)})
+		}
+	}
+	return items, nil
 }
 
 // List implements backend.Backend. The service filters by service and

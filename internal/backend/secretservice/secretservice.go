@@ -83,8 +83,8 @@ type session struct {
 
 // Register adds the "secret-service" backend, on the user's session bus, to r.
 func Register(r *backend.Registry) {
-	r.Register(Name, func(ctx context.Context, _ backend.Options) (backend.Backend, error) {
-		return Open(ctx, Options{})
+	r.Register(Name, func(ctx context.Context, opts backend.Options) (backend.Backend, error) {
+		return Open(ctx, Options{Logger: opts.Logger})
 	})
 }
 

@@ -518,3 +518,34 @@ func TestOpenUsesSessionBusFromEnvironment(t *testing.T) {
 		t.Fatalf("Open without a session bus = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestGetManyReturnsPresentTargetsOnly(t *testing.T) {
+	t.Parallel()
+	b, _ := open(t, secretservice.Options{})
+	ctx := context.Background()
+	if err := b.Set(ctx, "svc", []backend.Item{
+		{Target: "a", Value: []byte("A"), Attributes: map[string]string{"k": "1"}},
+		{Target: "c", Value: []byte("C")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set(ctx, "other", []backend.Item{{Target: "b", Value: []byte("not this service")}}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := b.GetMany(ctx, "svc", []string{"c", "b", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, it := range items {
+		got[it.Target] = string(it.Value)
+	}
+	if len(got) != 2 || got["a"] != "A" || got["c"] != "C" {
+		t.Fatalf("GetMany: %v", got)
+	}
+	for _, it := range items {
+		if it.Target == "a" && it.Attributes["k"] != "1" {
+			t.Errorf("attributes lost: %v", it.Attributes)
+		}
+	}
+}
