@@ -169,7 +169,7 @@ func (a *app) enroll(ctx context.Context, layout paths.Layout, path, hash string
 		for _, i := range c.FindByPath(path) {
 			if e := c.Binaries[i]; e.Hash != hash {
 				return fmt.Errorf("%s is already registered with hash %s, and the file now has %s; "+
-					"if you upgraded it, run: keychain-auth upgrade %s", path, policy.ShortHash(e.Hash), policy.ShortHash(hash), path)
+					"if you upgraded it, run: keychain-auth upgrade %s", path, policy.ShortHash(e.Hash), policy.ShortHash(hash), shellQuote(path))
 			}
 		}
 		for _, i := range c.FindByPath(path) {

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) authorizeCmd() *cobra.Command {
+	var allowInterpreter bool
+	cmd := &cobra.Command{
+		Use:   "authorize <path> <service>",
+		Short: "Register a binary if needed and let it read, write and search one service",
+		Long: `One step for setup scripts: register the binary at <path> (if it is not yet)
+and grant it read and write on <service> plus the search privilege, so it can
+store, list and prefix-read its own secrets. Equivalent to:
+
+  keychain-auth register <path> --read <service> --write <service> --search
+
+Interpreters are refused unless --allow-interpreter is given.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.authorize(cmd.Context(), args[0], args[1], allowInterpreter)
+		},
+	}
+	cmd.Flags().BoolVar(&allowInterpreter, "allow-interpreter", false,
+		"authorize an interpreter anyway (its hash covers every script it runs)")
+	return cmd
+}
+
+func (a *app) authorize(ctx context.Context, path, service string, allowInterpreter bool) error {
+	g := grantFlags{read: []string{service}, write: []string{service}, search: true, allowInterpreter: allowInterpreter}
+	if err := g.validate(); err != nil {
+		return err
+	}
+	resolved, hash, err := a.hashBinary(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := checkInterpreter(a.stderr, []string{path, resolved}, g.allowInterpreter); err != nil {
+		return err
+	}
+	layout, err := a.layout()
+	if err != nil {
+		return err
+	}
+	entry, err := a.enroll(ctx, layout, resolved, hash, g)
+	if err != nil {
+		return err
+	}
+	g.warn(a.stderr)
+	fmt.Fprintf(a.stdout, "authorized %s for service %s\n", resolved, shellQuote(service))
+	printEntry(a.stdout, entry)
+	a.dropPending(ctx, layout, hash)
+	return nil
+}
