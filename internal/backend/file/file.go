@@ -55,19 +55,13 @@ type Store struct {
 	// writeMu serialises mutations for the whole build-write-swap sequence,
 	// while readers keep using the current state under mu until the swap.
 	writeMu sync.Mutex
-	fault   fault // guarded by writeMu
+	fault   backend.Fault
 
 	mu     sync.RWMutex
 	aead   cipher.AEAD
 	items  map[string]map[string]sealed // service -> target -> sealed item
 	onDisk os.FileInfo                  // the file as last read or written
 	closed bool
-}
-
-type fault struct {
-	armed bool
-	after int
-	err   error
 }
 
 var (
@@ -271,23 +265,11 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 // the batch goes on to the write step, which fails with err instead of
 // writing, so the test exercises the same path as a real failed write.
 func (s *Store) InjectFault(afterOps int, err error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	s.fault = fault{armed: true, after: afterOps, err: err}
+	s.fault.Arm(afterOps, err)
 }
 
 // step accounts for one primitive mutation. Callers hold writeMu.
-func (s *Store) step() error {
-	if !s.fault.armed {
-		return nil
-	}
-	if s.fault.after > 0 {
-		s.fault.after--
-		return nil
-	}
-	s.fault.armed = false
-	return fmt.Errorf("injected fault: %w", s.fault.err)
-}
+func (s *Store) step() error { return s.fault.Step("file store") }
 
 // usable reports why the store cannot serve a call. Callers hold mu or writeMu.
 func (s *Store) usable(ctx context.Context, op string) error {

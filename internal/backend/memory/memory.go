@@ -26,9 +26,7 @@ type Backend struct {
 	closed   bool
 
 	// Fault injection (see backend.FaultInjector). Guarded by mu.
-	faultArmed bool
-	faultAfter int
-	faultErr   error
+	fault backend.Fault
 }
 
 var (
@@ -44,24 +42,12 @@ func New() *Backend {
 // InjectFault implements backend.FaultInjector. Each item written or removed
 // counts as one primitive mutation; the count carries across calls.
 func (b *Backend) InjectFault(afterOps int, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.faultArmed, b.faultAfter, b.faultErr = true, afterOps, err
+	b.fault.Arm(afterOps, err)
 }
 
 // step accounts for one primitive mutation and returns the injected error when
 // this is the one that must fail. Callers hold mu for writing.
-func (b *Backend) step() error {
-	if !b.faultArmed {
-		return nil
-	}
-	if b.faultAfter > 0 {
-		b.faultAfter--
-		return nil
-	}
-	b.faultArmed = false
-	return fmt.Errorf("memory store: injected fault: %w", b.faultErr)
-}
+func (b *Backend) step() error { return b.fault.Step("memory store") }
 
 func (b *Backend) usable(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {

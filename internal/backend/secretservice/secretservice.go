@@ -63,10 +63,7 @@ type Backend struct {
 	smu  sync.Mutex // guards sess
 	sess *session
 
-	fmu        sync.Mutex // guards the fault injection fields
-	faultArmed bool
-	faultAfter int
-	faultErr   error
+	fault backend.Fault
 }
 
 var (
@@ -229,24 +226,10 @@ func (s *session) unseal(w wireSecret) ([]byte, error) {
 // target removed is one primitive mutation. Rollback writes are mutations
 // too, but the fault is one-shot, so a rollback never trips it.
 func (b *Backend) InjectFault(afterOps int, err error) {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	b.faultArmed, b.faultAfter, b.faultErr = true, afterOps, err
+	b.fault.Arm(afterOps, err)
 }
 
-func (b *Backend) step() error {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	if !b.faultArmed {
-		return nil
-	}
-	if b.faultAfter > 0 {
-		b.faultAfter--
-		return nil
-	}
-	b.faultArmed = false
-	return fmt.Errorf("secret-service: injected fault: %w", b.faultErr)
-}
+func (b *Backend) step() error { return b.fault.Step("secret-service") }
 
 // usable is checked at the start of every operation, under mu.
 func (b *Backend) usable(ctx context.Context, op string) error {
