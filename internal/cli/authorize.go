@@ -31,27 +31,7 @@ Interpreters are refused unless --allow-interpreter is given.`,
 
 func (a *app) authorize(ctx context.Context, path, service string, allowInterpreter bool) error {
 	g := grantFlags{read: []string{service}, write: []string{service}, search: true, allowInterpreter: allowInterpreter}
-	if err := g.validate(); err != nil {
-		return err
-	}
-	resolved, hash, err := a.hashBinary(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := checkInterpreter(a.stderr, []string{path, resolved}, g.allowInterpreter); err != nil {
-		return err
-	}
-	layout, err := a.layout()
-	if err != nil {
-		return err
-	}
-	entry, err := a.enroll(ctx, layout, resolved, hash, g)
-	if err != nil {
-		return err
-	}
-	g.warn(a.stderr)
-	fmt.Fprintf(a.stdout, "authorized %s for service %s\n", resolved, shellQuote(service))
-	printEntry(a.stdout, entry)
-	a.dropPending(ctx, layout, hash)
-	return nil
+	return a.registerAs(ctx, path, g, func(resolved string) string {
+		return fmt.Sprintf("authorized %s for service %s", resolved, shellQuote(service))
+	})
 }

@@ -134,6 +134,13 @@ func (a *app) hashBinary(ctx context.Context, path string) (resolved, hash strin
 }
 
 func (a *app) register(ctx context.Context, path string, g grantFlags) error {
+	return a.registerAs(ctx, path, g, func(resolved string) string { return "registered " + resolved })
+}
+
+// registerAs hashes path, applies the interpreter guard, adds g's privileges
+// to the binary's entry (creating it if new), prints headline and the result,
+// and drops the binary from the pending queue.
+func (a *app) registerAs(ctx context.Context, path string, g grantFlags, headline func(resolved string) string) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
@@ -153,7 +160,7 @@ func (a *app) register(ctx context.Context, path string, g grantFlags) error {
 		return err
 	}
 	g.warn(a.stderr)
-	fmt.Fprintf(a.stdout, "registered %s\n", resolved)
+	fmt.Fprintln(a.stdout, headline(resolved))
 	printEntry(a.stdout, result)
 	a.dropPending(ctx, layout, hash)
 	return nil
