@@ -424,3 +424,20 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start()
+	second := e.spawn()
+	if code := second.wait(); code != 1 {
+		t.Fatalf("second daemon on the same socket: exit %d, want 1\n%s", code, second.stderr)
+	}
+	if msg := second.stderr.String(); !strings.Contains(msg, "already running") {
+		t.Errorf("stderr should say already running: %q", msg)
+	}
+	// The first one still answers.
+	if _, _, code := e.ka("status"); code != 0 {
+		t.Error("the running daemon stopped answering after a second start was refused")
+	}
+}
