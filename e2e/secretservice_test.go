@@ -20,9 +20,9 @@ func TestSecretServiceThroughDaemon(t *testing.T) {
 	e.vars = append(e.vars, "DBUS_SESSION_BUS_ADDRESS="+k.Addr)
 	e.mustKA("register", client, "--read", "svc", "--write", "svc", "--search")
 	d := e.start("--backend", "auto")
-	if !strings.Contains(d.stderr.String(), "backend=secret-service") {
-		t.Errorf("start should log the backend it uses:\n%s", d.stderr)
-	}
+	waitFor(t, "start to log the backend it uses", func() bool {
+		return strings.Contains(d.stderr.String(), "backend=secret-service")
+	})
 	var cfg struct{ Backend string }
 	if err := json.Unmarshal(readFile(t, e.configFile()), &cfg); err != nil || cfg.Backend != "secret-service" {
 		t.Fatalf("backend choice not recorded in config.json: %q %v", cfg.Backend, err)

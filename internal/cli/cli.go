@@ -141,6 +141,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.statusCmd(),
 		a.authorizeCmd(),
 		a.checkCmd(),
+		a.auditCmd(),
 		a.versionCmd(),
 	)
 	return root

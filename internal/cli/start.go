@@ -28,6 +28,7 @@ type startOpts struct {
 	backend        string
 	passphraseFile string
 	logFormat      string
+	auditMaxSize   int64
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -51,6 +52,8 @@ KEYCHAIN_AUTH_PASSPHRASE environment variable, or typed at the terminal
 	f.StringVar(&o.backend, "backend", "auto", "secret store: auto, file, secret-service, keychain or wincred")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the file store's passphrase from this file")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	f.Int64Var(&o.auditMaxSize, "audit-max-size", 0, "rotate the audit log at this many bytes (tests)")
+	f.MarkHidden("audit-max-size")
 	return cmd
 }
 
@@ -109,10 +112,18 @@ func (a *app) start(ctx context.Context, o startOpts) error {
 	if err != nil {
 		return err
 	}
+	cache := config.NewCache(layout.ConfigFile, loadOpts)
+	alog, err := a.startAudit(ctx, log, layout, o.auditMaxSize, cache, name)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.stopAudit(log, alog)
 	srv, err := server.New(server.Options{
 		Listener:    ln,
 		Backend:     be,
-		Config:      config.NewCache(layout.ConfigFile, loadOpts),
+		Config:      cache,
+		Audit:       alog,
 		Attestor:    attest.New(attest.Options{}),
 		PendingFile: layout.PendingFile,
 		Logger:      log,

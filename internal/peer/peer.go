@@ -6,6 +6,7 @@ package peer
 import (
 	"errors"
 	"os"
+	"sync"
 )
 
 // ErrGone means the credentialed peer process has exited (or been reaped), so
@@ -24,6 +25,24 @@ type Peer struct {
 	// fromSocket is true when the pidfd came from the socket itself
 	// (SO_PEERPIDFD) and false when it was opened from the pid afterwards.
 	fromSocket bool
+
+	// image remembers, per version of the executable, whether it goes
+	// through the dynamic loader, so Tampered reads its headers once.
+	image imageCache
+
+	// exec pins the address space the peer had when PinExec ran (Linux:
+	// an open /proc/<pid>/environ), so Execed can tell cheaply whether the
+	// process has exec'd since.
+	exec execPin
+}
+
+// imageCache is what Tampered learned about one version (device, inode,
+// size, mtime) of the peer's executable.
+type imageCache struct {
+	mu             sync.Mutex
+	known, dynamic bool
+	dev, ino       uint64
+	size, mtime    int64
 }
 
 // ProcessInfo is what a user needs to recognise an unknown caller in
@@ -43,6 +62,7 @@ func (p *Peer) HasPeerPIDFD() bool { return p.fromSocket }
 
 // Close releases the process handle. Closing twice is harmless.
 func (p *Peer) Close() error {
+	p.exec.close()
 	if p.pidfd == nil {
 		return nil
 	}

@@ -71,6 +71,8 @@ func buildHelper(dir string) error {
 	bin := filepath.Join(dir, "helper")
 	cmd := exec.Command(goBin, "build", "-o", bin, src)
 	cmd.Dir = dir
+	// Static, so the tamper tests have an image without a loader.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build helper: %v\n%s", err, out)
 	}

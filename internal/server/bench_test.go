@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/The-17/keychain-auth/internal/audit"
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/backend/file"
 	"github.com/The-17/keychain-auth/protocol"
@@ -14,7 +16,7 @@ import (
 
 // benchServer runs the daemon over a real socket with the encrypted file
 // store holding n secrets in service "svc".
-func benchServer(b *testing.B, n int) *testServer {
+func benchServer(b *testing.B, n int, tweak ...func(*Options)) *testServer {
 	b.Helper()
 	st, err := file.OpenWithParams(context.Background(), backend.Options{
 		Path: filepath.Join(b.TempDir(), "keyring.json"), Passphrase: []byte("bench"), Create: true,
@@ -30,7 +32,7 @@ func benchServer(b *testing.B, n int) *testServer {
 	if err := st.Set(context.Background(), "svc", items); err != nil {
 		b.Fatal(err)
 	}
-	return startServer(b, st, &grant{read: []string{"svc"}})
+	return startServer(b, st, &grant{read: []string{"svc"}}, tweak...)
 }
 
 // BenchmarkReadLatency: one single-target read, request to reply.
@@ -50,7 +52,22 @@ func BenchmarkReadLatency(b *testing.B) {
 // BenchmarkReadPipelined: single-target reads sent back to back on one
 // connection, replies read concurrently; reports reads/s.
 func BenchmarkReadPipelined(b *testing.B) {
-	ts := benchServer(b, 1)
+	pipelinedReads(b, benchServer(b, 1))
+}
+
+// BenchmarkReadPipelinedAudit is BenchmarkReadPipelined with every request
+// recorded in a real audit log on disk: the difference is what auditing
+// costs per request.
+func BenchmarkReadPipelinedAudit(b *testing.B) {
+	l, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), audit.Options{SyncInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	pipelinedReads(b, benchServer(b, 1, func(o *Options) { o.Audit = l }))
+}
+
+func pipelinedReads(b *testing.B, ts *testServer) {
 	c := ts.dial(b)
 	line := []byte(readReq("svc", "t000") + "\n")
 	c.roundTrip(string(line[:len(line)-1]))

@@ -36,6 +36,11 @@ type session struct {
 	grant policy.Grant
 	deny  policy.Decision
 
+	// pinned is set when the peer's address space is pinned (see tampered);
+	// tracerChecked is when tracing was last checked.
+	pinned        bool
+	tracerChecked time.Time
+
 	mu          sync.Mutex
 	interrupted bool
 }
@@ -77,6 +82,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	p, err := peer.FromConn(nc)
 	if err != nil {
 		c.log.Error("cannot identify peer; closing", "err", err)
+		c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonInternalError),
+			Message: "the daemon could not identify the connecting process"})
 		c.reply(protocol.Failure(nil, protocol.ReasonInternalError, "the daemon could not identify the connecting process"))
 		return
 	}
@@ -91,8 +98,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	if !s.track(c) {
 		c.log.Warn("connection refused: too many connections for this uid", "limit", s.opts.MaxConnsPerUID)
-		c.reply(protocol.Failure(nil, protocol.ReasonRateLimited, "too many connections from this user; close some and retry"))
-		c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonRateLimited)})
+		resp := protocol.Failure(nil, protocol.ReasonRateLimited, "too many connections from this user; close some and retry")
+		if c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonRateLimited)}) != nil {
+			resp = protocol.Failure(nil, protocol.ReasonInternalError, msgAuditDown)
+		}
+		c.reply(resp)
 		c.closeGracefully()
 		return
 	}
@@ -107,11 +117,13 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	c.log = c.log.With("binary", c.path, "hash", c.ident.Hash)
-	if dec := c.identify(); !dec.Allowed() {
-		if dec.Reason != protocol.ReasonConfigInvalid {
-			c.denyConnect(ctx, dec.Reason, dec.Message)
-			return
-		}
+	if reason, msg := c.tampered(true); reason != "" {
+		c.denyConnect(ctx, reason, msg)
+		return
+	}
+	if dec := c.identify(ctx); !dec.Allowed() && !transient(dec) {
+		c.denyConnect(ctx, dec.Reason, dec.Message)
+		return
 	}
 	c.serve(ctx)
 }
@@ -145,9 +157,14 @@ func (c *session) peerError(what string, err error) (protocol.Reason, string) {
 }
 
 // identify evaluates who the caller is under the current config. It returns
-// a config_invalid decision when the config cannot be used.
-func (c *session) identify() policy.Decision {
-	cfg, err := c.s.opts.Config.Get()
+// a config_invalid decision when the config cannot be used, and an
+// internal_error one when a change of it could not be recorded; both are
+// transient: they refuse requests but keep the connection.
+func (c *session) identify(ctx context.Context) policy.Decision {
+	cfg, err, auditErr := c.s.loadConfig(ctx)
+	if auditErr != nil {
+		return policy.Decision{Reason: protocol.ReasonInternalError, Message: msgAuditDown}
+	}
 	if err != nil {
 		c.log.Error("config unusable; refusing requests until it is fixed", "err", err)
 		return policy.Decision{Reason: protocol.ReasonConfigInvalid, Message: "config.json is unusable: " + err.Error()}
@@ -157,6 +174,11 @@ func (c *session) identify() policy.Decision {
 		c.grant, c.deny = policy.Identify(cfg.PolicyEntries(), policy.Caller{Hash: c.ident.Hash, Path: c.path, UID: c.peerUID})
 	}
 	return c.deny
+}
+
+// transient refusals refuse the request but not the caller.
+func transient(d policy.Decision) bool {
+	return d.Reason == protocol.ReasonConfigInvalid || d.Reason == protocol.ReasonInternalError
 }
 
 func (c *session) recordPending() {
@@ -206,6 +228,7 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 			id = req.ID
 			fillRequest(&rec, req)
 		}
+		clearLine(line)
 	}
 	c.log.Info("connection denied", "reason", reason)
 	if c.audit(ctx, rec) != nil {
@@ -225,8 +248,11 @@ func (c *session) serve(ctx context.Context) {
 		switch {
 		case errors.Is(err, protocol.ErrLineTooLong):
 			c.log.Warn("request line too large; closing")
-			c.audit(ctx, audit.Record{Event: audit.EventRequest, Result: audit.ResultError, Reason: string(protocol.ReasonRequestTooLarge)})
-			c.reply(protocol.Failure(nil, protocol.ReasonRequestTooLarge, "request line exceeds 1 MiB"))
+			resp := protocol.Failure(nil, protocol.ReasonRequestTooLarge, "request line exceeds 1 MiB")
+			if c.audit(ctx, audit.Record{Event: audit.EventRequest, Result: audit.ResultError, Reason: string(protocol.ReasonRequestTooLarge)}) != nil {
+				resp = protocol.Failure(nil, protocol.ReasonInternalError, msgAuditDown)
+			}
+			c.reply(resp)
 			c.closeGracefully()
 			return
 		case err != nil:
@@ -236,6 +262,7 @@ func (c *session) serve(ctx context.Context) {
 			return
 		}
 		resp, closeAfter := c.handleLine(ctx, line)
+		clearLine(line)
 		if err := c.reply(resp); err != nil {
 			c.log.Debug("cannot write reply", "err", err)
 			return
@@ -276,13 +303,13 @@ func (c *session) closeGracefully() {
 
 const msgAuditDown = "audit log unavailable; the request was refused so that no access goes unrecorded"
 
-// audit fills the caller's identity into r and logs it.
+// audit fills the caller's identity into r and logs it. The log assigns
+// the time, so that times follow the chain's order.
 func (c *session) audit(ctx context.Context, r audit.Record) error {
 	a := c.s.opts.Audit
 	if a == nil {
 		return nil
 	}
-	r.Time = c.s.opts.Now().UTC()
 	r.Conn = c.id
 	if c.peer != nil {
 		r.PID = c.peer.PID
@@ -305,8 +332,18 @@ func fillRequest(r *audit.Record, req *protocol.Request) {
 	}
 	r.Targets = req.Targets
 	if len(req.ID) > 0 {
-		r.RequestID = string(req.ID)
+		r.RequestID = requestID(req.ID)
 	}
+}
+
+// requestID is how a request's id appears in the log: a string id as its
+// text, any other scalar as its JSON.
+func requestID(raw json.RawMessage) string {
+	var s string
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
 }
 
 func resultOf(reason protocol.Reason) string {

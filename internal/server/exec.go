@@ -25,6 +25,9 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 
 	fail := func(reason protocol.Reason, msg string) *protocol.Response {
 		rec.Result, rec.Reason = resultOf(reason), string(reason)
+		if rec.Result == audit.ResultError {
+			rec.Message = msg // says what failed; never a value
+		}
 		if c.audit(ctx, rec) != nil {
 			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown)
 		}
@@ -32,11 +35,11 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 	}
 
 	if reason, msg := c.recheck(); reason != "" {
-		c.log.Info("peer changed since verification; closing", "reason", reason)
+		c.log.Info("peer failed its re-check; closing", "reason", reason)
 		return fail(reason, msg), true
 	}
-	if dec := c.identify(); !dec.Allowed() {
-		return fail(dec.Reason, dec.Message), dec.Reason != protocol.ReasonConfigInvalid
+	if dec := c.identify(ctx); !dec.Allowed() {
+		return fail(dec.Reason, dec.Message), !transient(dec)
 	}
 	if decErr != nil {
 		return fail(protocol.ReasonMalformedRequest, decErr.Error()), false
@@ -75,7 +78,8 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 	return r, false
 }
 
-// recheck confirms the peer still runs the image verified at connect.
+// recheck confirms the peer still runs the image verified at connect and
+// has not been tampered with since.
 func (c *session) recheck() (protocol.Reason, string) {
 	key, err := attest.StatKey(c.peer.ExePath())
 	if err == nil {
@@ -84,7 +88,7 @@ func (c *session) recheck() (protocol.Reason, string) {
 	if err != nil || !key.SameImage(c.ident.Key) {
 		return protocol.ReasonProcessChanged, "the process no longer runs the executable it was verified with; reconnect"
 	}
-	return "", ""
+	return c.tampered(false)
 }
 
 func checkResult(hash, path string, g policy.Grant) protocol.Result {
@@ -108,11 +112,6 @@ type outcome struct {
 	reason  protocol.Reason
 	message string
 	err     error
-}
-
-func (o *outcome) fail(reason protocol.Reason, msg string, err error) outcome {
-	o.reason, o.message, o.err = reason, msg, err
-	return *o
 }
 
 func storeFailure(op string, err error) outcome {
@@ -227,6 +226,30 @@ func (c *session) execute(ctx context.Context, req *protocol.Request) outcome {
 // lookup fetches the named targets. A target that is absent, or present but
 // without every requested attribute, is missing.
 func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request) (found []backend.Item, missing []string, err error) {
+	if mg, ok := c.s.opts.Backend.(backend.MultiGetter); ok && len(req.Targets) > 1 {
+		items, err := mg.GetMany(ctx, svc, req.Targets)
+		if err != nil {
+			return nil, nil, err
+		}
+		present := make(map[string]bool, len(items))
+		for _, it := range items {
+			present[it.Target] = true
+			if backend.MatchAttrs(it.Attributes, req.Attributes) {
+				found = append(found, it)
+			} else {
+				clear(it.Value)
+				missing = append(missing, it.Target)
+			}
+		}
+		for _, t := range req.Targets {
+			if !present[t] {
+				missing = append(missing, t)
+			}
+		}
+		sort.Slice(found, func(i, j int) bool { return found[i].Target < found[j].Target })
+		sort.Strings(missing)
+		return found, missing, nil
+	}
 	for _, t := range req.Targets {
 		it, err := c.s.opts.Backend.Get(ctx, svc, t)
 		switch {

@@ -57,6 +57,9 @@ type Options struct {
 	IdleTimeout    time.Duration
 	LineTimeout    time.Duration
 	MaxConnsPerUID int
+	// ConfigPoll is how often config.json is checked for changes to record
+	// while no request arrives (0: DefaultConfigPoll; negative: never).
+	ConfigPoll time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -76,6 +79,7 @@ type Server struct {
 	wg       sync.WaitGroup // connections
 	bgWG     sync.WaitGroup // background writes (pending queue)
 	warnOnce sync.Once
+	watch    configWatch
 }
 
 // New checks opts and returns a Server ready to Serve.
@@ -105,6 +109,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ConfigPoll == 0 {
+		opts.ConfigPoll = DefaultConfigPoll
+	}
 	return &Server{
 		opts:   opts,
 		log:    opts.Logger,
@@ -126,6 +133,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.opts.Listener.Close()
 	})
 	defer stop()
+
+	// Record any change of config.json since the daemon loaded it, then
+	// keep looking while idle.
+	s.loadConfig(ctx)
+	if s.opts.ConfigPoll > 0 {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.watchConfig(wctx, s.opts.ConfigPoll)
+		}()
+		defer func() { cancel(); <-done }()
+	}
 
 	var delay time.Duration
 	for {
@@ -192,12 +212,6 @@ func (s *Server) untrack(c *session) {
 	if s.perUID[c.peerUID]--; s.perUID[c.peerUID] <= 0 {
 		delete(s.perUID, c.peerUID)
 	}
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
 }
 
 // ConnCount reports open connections (for tests and status).

@@ -1,0 +1,78 @@
+package peer
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// TestReusedPIDIsNotMistaken makes the kernel hand a verified peer's pid to
+// a new process (by setting ns_last_pid, which needs root) and shows that
+// nothing read through the old Peer is taken from the new process.
+func TestReusedPIDIsNotMistaken(t *testing.T) {
+	const lastPID = "/proc/sys/kernel/ns_last_pid"
+	f, err := os.OpenFile(lastPID, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("SKIPPED: cannot write %s to force a pid to be reused (%v); run as root with a writable /proc/sys to cover pid reuse", lastPID, err)
+	}
+	f.Close()
+	sleep := lookPath(t, "sleep")
+
+	old := exec.Command(sleep, "600")
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := old.Process.Pid
+	p := procPeer(t, pid)
+	if err := p.Alive(); err != nil {
+		t.Fatalf("peer alive before exit: %v", err)
+	}
+	old.Process.Kill()
+	old.Wait()
+
+	// Other processes on the machine fork too; try until the pid is ours.
+	var reused *exec.Cmd
+	for try := 0; try < 200 && reused == nil; try++ {
+		if err := os.WriteFile(lastPID, []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("SKIPPED: write %s: %v", lastPID, err)
+		}
+		cmd := exec.Command(sleep, "600")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Process.Pid == pid {
+			reused = cmd
+			break
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if reused == nil {
+		t.Skip("SKIPPED: could not get the kernel to reuse the pid; the machine forks too much")
+	}
+	defer func() { reused.Process.Kill(); reused.Wait() }()
+	if _, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err != nil {
+		t.Fatalf("the new process under the old pid is not visible: %v", err)
+	}
+
+	if err := p.Alive(); !errors.Is(err, ErrGone) {
+		t.Errorf("Alive = %v, want ErrGone", err)
+	}
+	if f, err := p.OpenExe(); !errors.Is(err, ErrGone) {
+		if f != nil {
+			f.Close()
+		}
+		t.Errorf("OpenExe = %v, want ErrGone", err)
+	}
+	if _, err := p.ExeLink(); !errors.Is(err, ErrGone) {
+		t.Errorf("ExeLink = %v, want ErrGone", err)
+	}
+	if _, err := p.Tampered(); !errors.Is(err, ErrGone) {
+		t.Errorf("Tampered = %v, want ErrGone", err)
+	}
+	if info := p.Describe(); info.PPID != 0 || len(info.CommandLine) != 0 {
+		t.Errorf("Describe answered for the new process: %+v", info)
+	}
+}
