@@ -257,13 +257,27 @@ func (d *daemon) stop() {
 // whether the daemon closed the connection before answering every line.
 func (e *env) call(bin string, lines ...string) (resps []protocol.Response, closed bool) {
 	e.t.Helper()
-	// Lines go through stdin: a batch can exceed what argv may hold.
-	cmd := exec.Command(bin, e.socket)
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	cmd.Env = e.vars
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	out, err := cmd.Output()
+	var (
+		out  []byte
+		err  error
+		errb bytes.Buffer
+	)
+	// A binary a test has just written can be briefly "busy": a process
+	// forked by a parallel test may still hold the write descriptor until it
+	// execs (golang/go#22315). Retry only that.
+	for try := 0; ; try++ {
+		// Lines go through stdin: a batch can exceed what argv may hold.
+		cmd := exec.Command(bin, e.socket)
+		cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+		cmd.Env = e.vars
+		errb.Reset()
+		cmd.Stderr = &errb
+		out, err = cmd.Output()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 100 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
 		closed = true
 	} else if err != nil {
