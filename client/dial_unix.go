@@ -27,7 +27,7 @@ func dialSocket(ctx context.Context, path string) (net.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("keychain-auth: %w: %s is served by uid %d, which is neither you, root nor the %s system user; "+
 			"something may be impersonating the daemon: check who created that directory",
-			ErrUntrustedDaemon, path, uid, SystemUser)
+			ErrUntrustedDaemon, path, uid, systemUser())
 	}
 	return conn, nil
 }

@@ -2,8 +2,11 @@ package client
 
 import (
 	"errors"
+	"os"
 	"os/user"
 	"strconv"
+
+	"github.com/The-17/keychain-auth/internal/paths"
 )
 
 // ErrUntrustedDaemon is returned by Dial when the process serving the socket
@@ -12,8 +15,12 @@ import (
 // collect what we write.
 var ErrUntrustedDaemon = errors.New("the socket is served by an untrusted user")
 
-// SystemUser is the account the system-mode daemon runs as.
-const SystemUser = "keychain-auth"
+// SystemUser is the account the system-mode daemon runs as, unless
+// $KEYCHAIN_AUTH_SYSTEM_USER names another (tests, unusual installs).
+const SystemUser = paths.DefaultSystemUser
+
+// systemUser is the account trusted as the system daemon in this process.
+func systemUser() string { return paths.SystemUser(paths.Env{Getenv: os.Getenv}) }
 
 // trustedDaemonUID reports whether a daemon running as uid may serve us: our
 // own user (user mode), root, or the system-mode account.
@@ -21,7 +28,7 @@ func trustedDaemonUID(uid, self uint32) bool {
 	if uid == self || uid == 0 {
 		return true
 	}
-	u, err := user.Lookup(SystemUser)
+	u, err := user.Lookup(systemUser())
 	if err != nil {
 		return false
 	}

@@ -13,19 +13,11 @@ import (
 	"strings"
 
 	"github.com/The-17/keychain-auth/internal/config"
-	"github.com/The-17/keychain-auth/internal/paths"
 	"github.com/The-17/keychain-auth/internal/policy"
 )
 
 // ErrNotRegistered: the binary an admin command names has no entry.
 var ErrNotRegistered = errors.New("not registered")
-
-// layout is where the admin commands read and write. Only user mode exists
-// so far; system mode will choose its layout here.
-func (a *app) layout() (paths.Layout, error) { return a.userLayout("") }
-
-// loadOpts are the checks config.json must pass before it is trusted.
-func (a *app) loadOpts() config.LoadOptions { return config.LoadOptions{OwnerUID: a.uid} }
 
 // writeJSON prints one JSON document, the form integrations parse.
 func writeJSON(w io.Writer, v any) error {
@@ -208,11 +200,11 @@ type change struct {
 
 // editEntries applies edit to every entry of the binaries t names, in one
 // locked update of config.json, and returns each binary's privileges before
-// and after. Editing every entry of a hash, not only the one at a path,
+// and after; command names the command run, for hints. Editing every entry of a hash, not only the one at a path,
 // matters for revoke: the daemon grants the union of a hash's entries, so a
 // privilege left on a sibling entry would still be in force.
-func (a *app) editEntries(ctx context.Context, t target, edit func(c *config.Config, hash string)) ([]change, error) {
-	layout, err := a.layout()
+func (a *app) editEntries(ctx context.Context, command string, t target, edit func(c *config.Config, hash string)) ([]change, error) {
+	layout, err := a.adminLayout(command)
 	if err != nil {
 		return nil, err
 	}

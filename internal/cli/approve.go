@@ -39,7 +39,7 @@ func (a *app) approve(ctx context.Context, arg string, g grantFlags) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	layout, err := a.layout()
+	layout, err := a.adminLayout("approve")
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (a *app) approve(ctx context.Context, arg string, g grantFlags) error {
 		fmt.Fprintf(a.stdout, "it has no privileges yet (only check works); grant some with: keychain-auth grant %s --read SERVICE\n",
 			policy.ShortHash(hash))
 	}
-	if _, _, err := config.RemovePending(ctx, layout.PendingFile, hash); err != nil {
+	if _, _, err := a.removePending(ctx, layout, hash); err != nil {
 		return fmt.Errorf("the binary is registered, but its record could not be removed from the approval queue: %w", err)
 	}
 	return nil

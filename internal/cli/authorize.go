@@ -31,7 +31,7 @@ Interpreters are refused unless --allow-interpreter is given.`,
 
 func (a *app) authorize(ctx context.Context, path, service string, allowInterpreter bool) error {
 	g := grantFlags{read: []string{service}, write: []string{service}, search: true, allowInterpreter: allowInterpreter}
-	return a.registerAs(ctx, path, g, func(resolved string) string {
+	return a.registerAs(ctx, "authorize", path, g, func(resolved string) string {
 		return fmt.Sprintf("authorized %s for service %s", resolved, shellQuote(service))
 	})
 }

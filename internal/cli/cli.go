@@ -50,6 +50,8 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	uid            int
+	// mode is --mode: auto (""), user or system.
+	mode string
 }
 
 func (a *app) env() (paths.Env, error) {
@@ -94,6 +96,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	err = a.sudoHint(err)
 	msg := strings.TrimSpace(err.Error())
 	fmt.Fprintf(a.stderr, "keychain-auth: %s\n", strings.ReplaceAll(msg, "\n", "; "))
 	var ue usageError
@@ -128,6 +131,8 @@ executable they run, and answers only what you approved for that exact binary.`,
 	}
 	root.SetVersionTemplate("keychain-auth {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&a.mode, "mode", modeAuto,
+		"which daemon and files: auto (system when /etc/keychain-auth/config.json exists, else user), user or system")
 	root.AddCommand(
 		a.startCmd(),
 		a.registerCmd(),
@@ -142,6 +147,9 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.authorizeCmd(),
 		a.checkCmd(),
 		a.auditCmd(),
+		a.installSystemCmd(),
+		a.uninstallSystemCmd(),
+		a.migrateCmd(),
 		a.versionCmd(),
 	)
 	return root

@@ -41,7 +41,7 @@ func (a *app) grant(ctx context.Context, arg string, g grantFlags) error {
 	if err != nil {
 		return err
 	}
-	changes, err := a.editEntries(ctx, t, func(c *config.Config, hash string) {
+	changes, err := a.editEntries(ctx, "grant", t, func(c *config.Config, hash string) {
 		// One entry carries the grant: the daemon unites a hash's entries.
 		if idx := c.FindByHash(hash); len(idx) > 0 {
 			c.Binaries[idx[0]].Grant(g.read, g.write, g.search)
@@ -95,7 +95,7 @@ func (a *app) revoke(ctx context.Context, arg string, g grantFlags, all bool) er
 	if err != nil {
 		return err
 	}
-	changes, err := a.editEntries(ctx, t, func(c *config.Config, hash string) {
+	changes, err := a.editEntries(ctx, "revoke", t, func(c *config.Config, hash string) {
 		for _, i := range c.FindByHash(hash) {
 			if all {
 				c.Binaries[i].RevokeAll()
@@ -145,7 +145,7 @@ Its next connection is refused as unregistered.`,
 			if err != nil {
 				return err
 			}
-			changes, err := a.editEntries(cmd.Context(), t, func(c *config.Config, hash string) {
+			changes, err := a.editEntries(cmd.Context(), "unregister", t, func(c *config.Config, hash string) {
 				c.Remove(func(e config.Entry) bool { return e.Hash == hash })
 			})
 			if err != nil {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/paths"
 	"github.com/The-17/keychain-auth/internal/policy"
 )
 
@@ -41,9 +44,17 @@ one with: keychain-auth approve <hash prefix>.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			// The system daemon queues callers of every user: say whose.
+			withUser := layout.Mode == paths.ModeSystem
+			if withUser {
+				fmt.Fprint(tw, "USER\t")
+			}
 			fmt.Fprintln(tw, "HASH\tPATH\tCOUNT\tLAST SEEN\tCOMMAND LINE")
 			now := time.Now()
 			for _, r := range recs {
+				if withUser {
+					fmt.Fprintf(tw, "%s\t", userName(r.UID))
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", policy.ShortHash(r.Hash), printable(r.Path), r.Count,
 					ago(now, r.LastSeen), printable(strings.Join(r.CommandLine, " ")))
 			}
@@ -56,6 +67,18 @@ one with: keychain-auth approve <hash prefix>.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the records as one JSON array, newest first")
 	return cmd
+}
+
+// userName shows a recorded uid with its account name: "alice (1000)".
+func userName(uid *uint32) string {
+	if uid == nil {
+		return "?"
+	}
+	id := strconv.FormatUint(uint64(*uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return printable(u.Username) + " (" + id + ")"
+	}
+	return id
 }
 
 // ago renders a past time for a table: "42s ago", "5m ago", "3h ago".

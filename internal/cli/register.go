@@ -134,13 +134,14 @@ func (a *app) hashBinary(ctx context.Context, path string) (resolved, hash strin
 }
 
 func (a *app) register(ctx context.Context, path string, g grantFlags) error {
-	return a.registerAs(ctx, path, g, func(resolved string) string { return "registered " + resolved })
+	return a.registerAs(ctx, "register", path, g, func(resolved string) string { return "registered " + resolved })
 }
 
 // registerAs hashes path, applies the interpreter guard, adds g's privileges
 // to the binary's entry (creating it if new), prints headline and the result,
-// and drops the binary from the pending queue.
-func (a *app) registerAs(ctx context.Context, path string, g grantFlags, headline func(resolved string) string) error {
+// and drops the binary from the pending queue. command names the command
+// run, for hints.
+func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags, headline func(resolved string) string) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func (a *app) registerAs(ctx context.Context, path string, g grantFlags, headlin
 	if err := checkInterpreter(a.stderr, []string{path, resolved}, g.allowInterpreter); err != nil {
 		return err
 	}
-	layout, err := a.layout()
+	layout, err := a.adminLayout(command)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (a *app) enroll(ctx context.Context, layout paths.Layout, path, hash string
 // registered. The registration already stands, so a queue that cannot be
 // edited is only worth a warning.
 func (a *app) dropPending(ctx context.Context, layout paths.Layout, hash string) {
-	if _, _, err := config.RemovePending(ctx, layout.PendingFile, hash); err != nil {
+	if _, _, err := a.removePending(ctx, layout, hash); err != nil {
 		fmt.Fprintf(a.stderr, "warning: could not remove %s from the approval queue: %v\n", policy.ShortHash(hash), err)
 	}
 }

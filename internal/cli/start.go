@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/The-17/keychain-auth/internal/attest"
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/backend/file"
 	"github.com/The-17/keychain-auth/internal/config"
@@ -41,7 +38,16 @@ binaries according to config.json, and stops cleanly on SIGINT or SIGTERM.
 
 The file backend needs a passphrase: from --passphrase-file, from the
 KEYCHAIN_AUTH_PASSPHRASE environment variable, or typed at the terminal
-(twice when the store is created).`,
+(twice when the store is created).
+
+--mode system runs the system daemon (Linux; normally started by systemd, see
+install-system): as its own user with CAP_SYS_PTRACE, serving every user who
+can reach /run/keychain-auth/agent.sock, each in a namespace of its own, from
+an encrypted file store keyed by /var/lib/keychain-auth/master.key (or the
+systemd credential master.key). Without --mode, start runs the system daemon
+when /etc/keychain-auth/config.json exists and you are its user (or root), and
+a user-mode daemon when it does not; anyone else is told that the machine
+already has a daemon, and may still run a personal one with --mode user.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.start(cmd.Context(), o)
@@ -78,6 +84,18 @@ func (a *app) start(ctx context.Context, o startOpts) error {
 	for _, w := range harden() {
 		log.Warn(w)
 	}
+	mode, err := a.startMode()
+	if err != nil {
+		return err
+	}
+	if mode == paths.ModeSystem {
+		run, err := a.prepareSystem(ctx, log, o)
+		if err != nil {
+			return err
+		}
+		defer run.be.Close()
+		return a.serve(ctx, log, run, o)
+	}
 	layout, err := a.userLayout(o.socket)
 	if err != nil {
 		return err
@@ -108,42 +126,8 @@ func (a *app) start(ctx context.Context, o startOpts) error {
 		}
 	}
 
-	ln, err := server.Listen(server.ListenOptions{Path: layout.SocketPath, UID: a.uid, GID: -1})
-	if err != nil {
-		return err
-	}
-	cache := config.NewCache(layout.ConfigFile, loadOpts)
-	alog, err := a.startAudit(ctx, log, layout, o.auditMaxSize, cache, name)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer a.stopAudit(log, alog)
-	srv, err := server.New(server.Options{
-		Listener:    ln,
-		Backend:     be,
-		Config:      cache,
-		Audit:       alog,
-		Attestor:    attest.New(attest.Options{}),
-		PendingFile: layout.PendingFile,
-		Logger:      log,
-		UID:         uint32(a.uid),
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.Info("keychain-auth started", "version", version(), "mode", layout.Mode, "socket", layout.SocketPath,
-		"backend", name, "config", layout.ConfigFile)
-	err = srv.Serve(ctx)
-	ln.Close()
-	if err != nil {
-		return err
-	}
-	log.Info("keychain-auth stopped")
-	return nil
+	return a.serve(ctx, log, daemonRun{layout: layout, loadOpts: loadOpts, backend: name, be: be,
+		listen: server.ListenOptions{Path: layout.SocketPath, UID: a.uid, GID: -1}}, o)
 }
 
 func validBackend(name string) bool {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/The-17/keychain-auth/client"
 	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/paths"
 )
 
 // statusReport is `status --json`. Integrations parse these names; add
@@ -29,6 +31,9 @@ type statusReport struct {
 	// counts are then 0.
 	ConfigError  string `json:"config_error,omitempty"`
 	PendingError string `json:"pending_error,omitempty"`
+	// PendingHidden: the queue is the system daemon's and only root may
+	// read it; Pending is then 0.
+	PendingHidden bool `json:"pending_hidden,omitempty"`
 }
 
 // dialTimeout bounds the liveness probe: a daemon that does not accept
@@ -61,14 +66,18 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 	}
 	r := statusReport{
 		Version: version(), Mode: string(layout.Mode), ConfigPath: layout.ConfigFile,
-		PendingPath: layout.PendingFile, SocketPath: layout.SocketPath,
+		PendingPath: layout.PendingFile, SocketPath: layout.SocketPath, RequiresSudo: a.requiresSudo(layout),
 	}
 	if cfg, err := config.Load(layout.ConfigFile, a.loadOpts()); err != nil {
 		r.ConfigError = err.Error()
 	} else {
 		r.Backend, r.Registered = cfg.Backend, len(cfg.Binaries)
 	}
-	if recs, err := config.LoadPending(layout.PendingFile, time.Now()); err != nil {
+	if recs, err := config.LoadPending(layout.PendingFile, time.Now()); r.RequiresSudo && errors.Is(err, fs.ErrPermission) {
+		// The system queue is the daemon's; not seeing it is expected, not
+		// a fault.
+		r.PendingHidden = true
+	} else if err != nil {
 		r.PendingError = err.Error()
 	} else {
 		r.Pending = len(recs)
@@ -93,7 +102,11 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 	}
 	var errs []error
 	if !r.DaemonRunning {
-		errs = append(errs, fmt.Errorf("the daemon is not running on %s; start it with: keychain-auth start", layout.SocketPath))
+		how := "keychain-auth start"
+		if layout.Mode == paths.ModeSystem {
+			how = "sudo systemctl start keychain-auth (without systemd, see: keychain-auth install-system --print)"
+		}
+		errs = append(errs, fmt.Errorf("the daemon is not running on %s; start it with: %s", layout.SocketPath, how))
 	}
 	if r.ConfigError != "" {
 		errs = append(errs, errors.New(r.ConfigError))
@@ -113,6 +126,9 @@ func (a *app) printStatus(r statusReport) {
 	fmt.Fprintf(w, "daemon:     %s\n", state)
 	fmt.Fprintf(w, "socket:     %s\n", r.SocketPath)
 	fmt.Fprintf(w, "mode:       %s\n", r.Mode)
+	if r.RequiresSudo {
+		fmt.Fprintf(w, "admin:      changing the policy needs sudo (system mode)\n")
+	}
 	fmt.Fprintf(w, "version:    %s\n", r.Version)
 	fmt.Fprintf(w, "config:     %s\n", r.ConfigPath)
 	switch {
@@ -128,6 +144,8 @@ func (a *app) printStatus(r statusReport) {
 		fmt.Fprintf(w, "registered: %d\n", r.Registered)
 	}
 	switch {
+	case r.PendingHidden:
+		fmt.Fprintf(w, "pending:    only root may see them (sudo keychain-auth list-pending)\n")
 	case r.PendingError != "":
 		fmt.Fprintf(w, "pending:    unknown (pending.json is unusable)\n")
 	case r.Pending > 0:

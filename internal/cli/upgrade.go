@@ -31,7 +31,7 @@ func (a *app) upgrade(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	layout, err := a.layout()
+	layout, err := a.adminLayout("upgrade")
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,16 @@ const (
 	EnvSocket     = "KEYCHAIN_AUTH_SOCKET"
 	EnvSystemRoot = "KEYCHAIN_AUTH_SYSTEM_ROOT"
 	EnvPassphrase = "KEYCHAIN_AUTH_PASSPHRASE"
+	// EnvSystemUser names the system daemon's account (and its group)
+	// instead of DefaultSystemUser; tests and unusual installs set it.
+	EnvSystemUser = "KEYCHAIN_AUTH_SYSTEM_USER"
+	// EnvCredentials is where systemd puts a service's credentials
+	// (LoadCredential=, LoadCredentialEncrypted=).
+	EnvCredentials = "CREDENTIALS_DIRECTORY"
 )
+
+// DefaultSystemUser is the account and group the system daemon runs as.
+const DefaultSystemUser = "keychain-auth"
 
 // Mode says whose daemon a layout belongs to.
 type Mode string
@@ -37,6 +46,8 @@ type Layout struct {
 	StoreFile   string
 	KeyFile     string // system mode only: the store's master key
 	SocketPath  string
+	// SystemUser is the daemon's account in system mode; "" in user mode.
+	SystemUser string
 }
 
 // Env is what the functions here read: a getenv and the user's identity.
@@ -131,7 +142,23 @@ func System(e Env) Layout {
 	l.StoreFile = filepath.Join(l.StateDir, "keyring.json")
 	l.KeyFile = filepath.Join(l.StateDir, "master.key")
 	l.SocketPath = filepath.Join(root, "run", "keychain-auth", "agent.sock")
+	l.SystemUser = SystemUser(e)
 	return l
+}
+
+// SystemUser is the system daemon's account: $KEYCHAIN_AUTH_SYSTEM_USER, or
+// DefaultSystemUser.
+func SystemUser(e Env) string {
+	if v := e.get(EnvSystemUser); v != "" {
+		return v
+	}
+	return DefaultSystemUser
+}
+
+// SystemBinary is where install-system puts the daemon's executable: a
+// root-owned path, because whoever can replace it runs as the daemon.
+func SystemBinary(e Env) string {
+	return filepath.Join(SystemRoot(e), "usr", "local", "bin", "keychain-auth")
 }
 
 // SystemUnit is where install-system writes the systemd unit.

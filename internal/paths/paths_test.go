@@ -67,3 +67,22 @@ func TestSystemLayoutRelocates(t *testing.T) {
 		t.Errorf("default root: %s", d.ConfigFile)
 	}
 }
+
+func TestSystemUserAndBinary(t *testing.T) {
+	e := Env{Getenv: envOf(map[string]string{EnvSystemRoot: "/r", EnvSystemUser: "kad-test"})}
+	if got := System(e).SystemUser; got != "kad-test" {
+		t.Errorf("system user %q, want kad-test", got)
+	}
+	if got := SystemBinary(e); got != "/r/usr/local/bin/keychain-auth" {
+		t.Errorf("binary %s", got)
+	}
+	if got := SystemUnit(e); got != "/r/etc/systemd/system/keychain-auth.service" {
+		t.Errorf("unit %s", got)
+	}
+	if got := System(Env{Getenv: envOf(nil)}).SystemUser; got != DefaultSystemUser {
+		t.Errorf("default system user %q", got)
+	}
+	if l, _ := User(Env{Getenv: envOf(nil), Home: "/h"}); l.SystemUser != "" {
+		t.Errorf("user layout has system user %q", l.SystemUser)
+	}
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/The-17/keychain-auth/internal/attest"
+	"github.com/The-17/keychain-auth/internal/backend"
+	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/paths"
+	"github.com/The-17/keychain-auth/internal/server"
+)
+
+// daemonRun is what start prepared for one mode: where everything is, the
+// open store, and how to listen.
+type daemonRun struct {
+	layout   paths.Layout
+	loadOpts config.LoadOptions
+	backend  string
+	be       backend.Backend
+	listen   server.ListenOptions
+	// anyUID: serve every uid that reaches the socket, each in its own
+	// namespace of the store (system mode).
+	anyUID bool
+}
+
+// serve listens, opens the audit log and runs the server until SIGINT or
+// SIGTERM. The caller closes the store.
+func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startOpts) error {
+	ln, err := server.Listen(r.listen)
+	if err != nil {
+		if r.layout.Mode == paths.ModeSystem && errors.Is(err, fs.ErrPermission) {
+			dir := filepath.Dir(r.layout.SocketPath)
+			return fmt.Errorf("%w; the socket directory is made by systemd (RuntimeDirectory=) or, without it, by root: "+
+				"install -d -o %s -g %s -m 0750 %s", err, r.layout.SystemUser, r.layout.SystemUser, dir)
+		}
+		return err
+	}
+	cache := config.NewCache(r.layout.ConfigFile, r.loadOpts)
+	alog, err := a.startAudit(ctx, log, r.layout, o.auditMaxSize, cache, r.backend)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.stopAudit(log, alog)
+	srv, err := server.New(server.Options{
+		Listener:    ln,
+		Backend:     r.be,
+		Config:      cache,
+		Audit:       alog,
+		Attestor:    attest.New(attest.Options{}),
+		PendingFile: r.layout.PendingFile,
+		Logger:      log,
+		UID:         uint32(a.uid),
+		AnyUID:      r.anyUID,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("keychain-auth started", "version", version(), "mode", r.layout.Mode, "socket", r.layout.SocketPath,
+		"backend", r.backend, "config", r.layout.ConfigFile)
+	err = srv.Serve(ctx)
+	ln.Close()
+	if err != nil {
+		return err
+	}
+	log.Info("keychain-auth stopped")
+	return nil
+}
