@@ -132,16 +132,7 @@ func (e *env) ka(args ...string) (string, string, int) {
 	e.t.Helper()
 	cmd := exec.Command(kaBin, args...)
 	cmd.Env = e.vars
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run keychain-auth %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return runCmd(e.t, cmd)
 }
 
 // mustKA runs a command that must succeed.
@@ -368,4 +359,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// runCmd runs cmd and returns stdout, stderr and its exit code; failing to
+// start it at all fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", cmd.Args, err)
+	}
+	return out.String(), errb.String(), code
 }

@@ -142,20 +142,6 @@ func (w *sysWorld) ka(who string, args ...string) (string, string, int) {
 	return runCmd(w.t, w.as(who, nil, kaBin, args...))
 }
 
-func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", cmd.Args, err)
-	}
-	return out.String(), errb.String(), code
-}
-
 // start runs the daemon exactly as install-system told the administrator
 // to: its setpriv line, under sh.
 func (w *sysWorld) start() {
