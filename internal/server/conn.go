@@ -215,7 +215,11 @@ func (c *session) recordPending() {
 func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg string) {
 	var id json.RawMessage
 	rec := audit.Record{Event: audit.EventConnectDenied, Result: resultOf(reason), Reason: string(reason)}
-	line, err := c.readLine()
+	// A refused caller gets the line timeout, not the idle timeout, to send
+	// its first request: a flood of refused connections must not hold
+	// connection slots for minutes.
+	c.setReadDeadline(time.Now().Add(c.s.opts.LineTimeout))
+	line, err := c.r.Next()
 	// Only a caller that asked for something is queued for approval: a bare
 	// connect (a liveness probe such as `status`) leaves no record.
 	if (err == nil || errors.Is(err, protocol.ErrLineTooLong)) &&

@@ -369,3 +369,14 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRefusedCallerCannotIdleOnASlot(t *testing.T) {
+	ts := startServer(t, nil, nil, func(o *Options) {
+		o.LineTimeout = 200 * time.Millisecond
+		o.IdleTimeout = time.Hour
+	})
+	c := ts.dial(t) // unregistered, and never sends a request
+	if !c.closed() {
+		t.Fatal("a refused caller that sends nothing keeps its connection for the idle timeout")
+	}
+}
