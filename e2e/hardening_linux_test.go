@@ -329,7 +329,8 @@ func TestTracerAttachedAfterConnectIsCaught(t *testing.T) {
 	var found bool
 	for _, rec := range e.records() {
 		if rec.Event == audit.EventRequest && rec.Reason == string(protocol.ReasonProcessTampered) {
-			found = found || rec.RequestID == "2" && rec.Service == "svc" && rec.Result == audit.ResultDenied
+			found = found || rec.RequestID == "2" && rec.Service == "svc" && rec.Result == audit.ResultDenied &&
+				strings.Contains(rec.Message, "traced by pid")
 		}
 	}
 	if !found {
@@ -539,6 +540,9 @@ func TestNonDumpableClientNeedsPtraceCapability(t *testing.T) {
 		t.Fatalf("non-dumpable client got %q", out)
 	}
 	wantStatus(t, r, protocol.StatusError, protocol.ReasonInternalError)
+	if !strings.Contains(r.Message, "non-dumpable") || !strings.Contains(r.Message, "system mode") {
+		t.Errorf("the reply should tell the client why and what to do: %q", r.Message)
+	}
 	if !strings.Contains(u.d.stderr.String(), "CAP_SYS_PTRACE") {
 		t.Errorf("the daemon's log does not say what verifying this client needs:\n%s", u.d.stderr)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
@@ -152,6 +153,12 @@ func (c *session) peerError(what string, err error) (protocol.Reason, string) {
 		c.log.Info("peer changed during verification", "step", what, "err", err)
 		return protocol.ReasonProcessChanged, "the connecting process exited or changed its executable during verification"
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		c.log.Warn("cannot read the connecting process's executable", "step", what, "err", err)
+		return protocol.ReasonInternalError, "the daemon may not read this process's executable (the process is " +
+			"non-dumpable, or its binary is not readable): a daemon without CAP_SYS_PTRACE cannot verify it; " +
+			"run it in system mode, or do not make the client non-dumpable"
+	}
 	c.log.Error("peer verification failed", "step", what, "err", err)
 	return protocol.ReasonInternalError, "the daemon could not verify the connecting process"
 }
@@ -214,7 +221,7 @@ func (c *session) recordPending() {
 // refusal, records it and closes.
 func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg string) {
 	var id json.RawMessage
-	rec := audit.Record{Event: audit.EventConnectDenied, Result: resultOf(reason), Reason: string(reason)}
+	rec := audit.Record{Event: audit.EventConnectDenied, Result: resultOf(reason), Reason: string(reason), Message: msg}
 	// A refused caller gets the line timeout, not the idle timeout, to send
 	// its first request: a flood of refused connections must not hold
 	// connection slots for minutes.

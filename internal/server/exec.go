@@ -24,10 +24,9 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 	fillRequest(&rec, req)
 
 	fail := func(reason protocol.Reason, msg string) *protocol.Response {
-		rec.Result, rec.Reason = resultOf(reason), string(reason)
-		if rec.Result == audit.ResultError {
-			rec.Message = msg // says what failed; never a value
-		}
+		// The message says what failed or why it was refused (a tracer's
+		// pid, a loader variable); it never holds a value.
+		rec.Result, rec.Reason, rec.Message = resultOf(reason), string(reason), msg
 		if c.audit(ctx, rec) != nil {
 			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown)
 		}
