@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -347,7 +348,9 @@ func trimPending(r PendingRecord) PendingRecord {
 	args := r.CommandLine
 	r.CommandLine = make([]string, 0, min(len(args), maxCmdArgs+1))
 	budget := maxCmdLineSize
+	redactNext := false
 	for i, a := range args {
+		a, redactNext = redactArg(a, redactNext)
 		if i == maxCmdArgs || budget <= 0 {
 			r.CommandLine = append(r.CommandLine, fmt.Sprintf("[%d more arguments cut]", len(args)-i))
 			break
@@ -371,4 +374,21 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + mark
+}
+
+// secretFlag matches option names that usually carry a credential.
+var secretFlag = regexp.MustCompile(`(?i)^-{1,2}[a-z0-9_.-]*(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credentials?|auth)[a-z0-9_.-]*$`)
+
+// redactArg hides the value of an argument that looks like a credential
+// (--password=x, or the argument after --token), because pending.json is
+// shown to the user and kept for a day. It is display data: redacting too
+// much costs a little context, redacting too little leaks a secret to disk.
+func redactArg(arg string, isValue bool) (out string, nextIsValue bool) {
+	if isValue {
+		return "[redacted]", false
+	}
+	if name, _, ok := strings.Cut(arg, "="); ok && secretFlag.MatchString(name) {
+		return name + "=[redacted]", false
+	}
+	return arg, secretFlag.MatchString(arg)
 }

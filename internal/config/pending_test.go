@@ -334,3 +334,34 @@ func TestRecordPendingConcurrent(t *testing.T) {
 		t.Fatalf("records %+v, %v", recs, err)
 	}
 }
+
+func TestPendingCommandLineRedactsCredentials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pending.json")
+	now := time.Now()
+	rec := PendingRecord{
+		Hash: "sha256:" + strings.Repeat("ab", 32), Path: "/tmp/tool",
+		CommandLine: []string{"/tmp/tool", "--password=hunter2", "--token", "tok-123", "--verbose",
+			"-p", "keep", "--api-key=k-9", "--db-passwd", "pw-7", "positional"},
+	}
+	if err := RecordPending(context.Background(), path, rec, now); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"hunter2", "tok-123", "k-9", "pw-7"} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("pending.json keeps %q from the command line", secret)
+		}
+	}
+	recs, err := LoadPending(path, now)
+	if err != nil || len(recs) != 1 {
+		t.Fatal(recs, err)
+	}
+	want := []string{"/tmp/tool", "--password=[redacted]", "--token", "[redacted]", "--verbose",
+		"-p", "keep", "--api-key=[redacted]", "--db-passwd", "[redacted]", "positional"}
+	if !slices.Equal(recs[0].CommandLine, want) {
+		t.Errorf("command line\n got %q\nwant %q", recs[0].CommandLine, want)
+	}
+}
