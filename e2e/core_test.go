@@ -441,3 +441,19 @@ func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 		t.Error("the running daemon stopped answering after a second start was refused")
 	}
 }
+
+// TestSIGTERMDuringStartupIsClean stops the daemon as soon as its socket
+// answers, before it may have finished setting up: it must still exit 0 and
+// remove its socket (a signal arriving before the handler would kill it and
+// leave a stale socket behind).
+func TestSIGTERMDuringStartupIsClean(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		d := e.start()
+		d.stop() // fails the test unless the exit code is 0
+		if exists(e.socket) {
+			t.Fatal("socket left behind after SIGTERM")
+		}
+	}
+}

@@ -34,6 +34,11 @@ type daemonRun struct {
 // serve listens, opens the audit log and runs the server until SIGINT or
 // SIGTERM. The caller closes the store.
 func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startOpts) error {
+	// Catch the signals before the socket exists: a SIGTERM that arrives
+	// while the daemon is still setting up must stop it cleanly (socket
+	// removed, audit log closed), not kill it.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	ln, err := server.Listen(r.listen)
 	if err != nil {
 		if r.layout.Mode == paths.ModeSystem && errors.Is(err, fs.ErrPermission) {
@@ -65,8 +70,6 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 		ln.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.Info("keychain-auth started", "version", version(), "mode", r.layout.Mode, "socket", r.layout.SocketPath,
 		"backend", r.backend, "config", r.layout.ConfigFile)
 	err = srv.Serve(ctx)
