@@ -106,3 +106,20 @@ func TestCacheUnsafeCachedUntilFixed(t *testing.T) {
 		t.Fatalf("after chmod 600: changed %v, prev %v, err %v", changed, prev, err)
 	}
 }
+
+func TestLoadRefusesUnsafeDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "config.json", readFixture(t, fixtureConfig))
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p, own())
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "chmod go-w "+dir) {
+		t.Fatalf("Load from a world-writable directory = %v, want ErrUnsafe with a chmod hint", err)
+	}
+	os.Chmod(dir, 0o755)
+	if _, err := Load(p, own()); err != nil {
+		t.Fatalf("a 0755 directory is safe: %v", err)
+	}
+}

@@ -5,6 +5,8 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -25,6 +27,25 @@ func checkSafe(path string, fi fs.FileInfo, ownerUID int) error {
 	if int64(st.Uid) != int64(ownerUID) {
 		return fmt.Errorf("%w: %s is owned by uid %d, not uid %d; if the file is yours to trust, run: chown %d %s",
 			ErrUnsafe, path, st.Uid, ownerUID, ownerUID, shellQuote(path))
+	}
+	return checkDir(filepath.Dir(path), ownerUID)
+}
+
+// checkDir refuses a directory that lets someone else replace the file in
+// it: writable by its group or everyone, or owned by neither the expected
+// owner nor root. A safe file in an unsafe directory can be renamed over.
+func checkDir(dir string, ownerUID int) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUnsafe, dir, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("%w: the directory %s is writable by its group or by everyone (mode %04o), so others could "+
+			"replace the file in it; run: chmod go-w %s", ErrUnsafe, dir, perm, shellQuote(dir))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int64(st.Uid) != int64(ownerUID) && st.Uid != 0 {
+		return fmt.Errorf("%w: the directory %s is owned by uid %d, so that user could replace the file in it; "+
+			"run: chown %d %s", ErrUnsafe, dir, st.Uid, ownerUID, shellQuote(dir))
 	}
 	return nil
 }
