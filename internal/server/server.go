@@ -60,6 +60,8 @@ type Options struct {
 	// ConfigPoll is how often config.json is checked for changes to record
 	// while no request arrives (0: DefaultConfigPoll; negative: never).
 	ConfigPoll time.Duration
+	// NoPrewarm skips hashing the registered binaries' files at start.
+	NoPrewarm bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -136,7 +138,14 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	// Record any change of config.json since the daemon loaded it, then
 	// keep looking while idle.
-	s.loadConfig(ctx)
+	cfg, _, _ := s.loadConfig(ctx)
+	if cfg != nil && !s.opts.NoPrewarm {
+		s.bgWG.Add(1)
+		go func() {
+			defer s.bgWG.Done()
+			s.prewarm(ctx, cfg)
+		}()
+	}
 	if s.opts.ConfigPoll > 0 {
 		wctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -219,4 +228,29 @@ func (s *Server) ConnCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// prewarm hashes the files at the registered paths once, in the background,
+// so that a registered binary's first connection after a restart is answered
+// from the attestor's cache instead of queueing for one of its two hashing
+// slots behind whatever else is connecting (a flood of large unregistered
+// images could otherwise keep it waiting). The cache is keyed by the file's
+// identity, so a path whose file is not what a process runs merely costs one
+// hash here. It stops when ctx is done.
+func (s *Server) prewarm(ctx context.Context, cfg *config.Config) {
+	seen := make(map[string]bool)
+	for _, e := range cfg.Binaries {
+		if seen[e.Path] || ctx.Err() != nil {
+			continue
+		}
+		seen[e.Path] = true
+		id, err := s.opts.Attestor.HashPath(ctx, e.Path)
+		switch {
+		case err != nil:
+			s.log.Debug("cannot pre-hash a registered binary", "path", e.Path, "err", err)
+		case id.Hash != e.Hash:
+			s.log.Info("a registered binary changed on disk; it will get hash_mismatch until upgraded",
+				"path", e.Path, "registered", e.Hash, "now", id.Hash)
+		}
+	}
 }

@@ -94,6 +94,8 @@ func startServer(tb testing.TB, be backend.Backend, g *grant, tweak ...func(*Opt
 		Attestor:    attest.New(attest.Options{}),
 		PendingFile: ts.pending,
 		UID:         uint32(os.Getuid()),
+		// Tests count the attestor's hashes; TestPrewarm turns this on.
+		NoPrewarm: true,
 	}
 	for _, f := range tweak {
 		f(&opts)
@@ -378,5 +380,17 @@ func TestRefusedCallerCannotIdleOnASlot(t *testing.T) {
 	c := ts.dial(t) // unregistered, and never sends a request
 	if !c.closed() {
 		t.Fatal("a refused caller that sends nothing keeps its connection for the idle timeout")
+	}
+}
+
+func TestPrewarmHashesRegisteredBinariesAtStart(t *testing.T) {
+	ts := startServer(t, nil, &grant{read: []string{"svc"}}, func(o *Options) { o.NoPrewarm = false })
+	// Before any connection, the registered binary (this test) is hashed.
+	waitUntil(t, func() bool { _, misses := ts.srv.opts.Attestor.Stats(); return misses == 1 })
+	hits0, _ := ts.srv.opts.Attestor.Stats()
+	mustStatus(t, ts.dial(t).roundTrip(readReq("svc", "a")), protocol.StatusSuccess, "")
+	hits, misses := ts.srv.opts.Attestor.Stats()
+	if misses != 1 || hits != hits0+1 {
+		t.Fatalf("first connection after start: hits %d->%d, misses %d; want it answered from the cache", hits0, hits, misses)
 	}
 }
