@@ -550,37 +550,12 @@ func installBinary(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	return fsx.WriteWith(dst, 0o755, func(f *os.File) error {
+		if _, err := io.Copy(f, in); err != nil {
+			return err
 		}
-	}()
-	if _, err := io.Copy(tmp, in); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		return err
-	}
-	if err := tmp.Chown(0, 0); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	ok = true
-	return fsx.SyncDir(filepath.Dir(dst))
+		return f.Chown(0, 0)
+	})
 }
 
 // rootOnly checks that only root can change path: the file and every
