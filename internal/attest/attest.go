@@ -9,12 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 )
 
 var (
-	// ErrBadHash means a string is not a SHA-256 identity.
-	ErrBadHash = errors.New(`not a binary hash: want "sha256:" followed by 64 hex digits`)
 	// ErrChanged means the file was modified while it was being hashed, so
 	// the digest describes no version of it that anyone ran.
 	ErrChanged = errors.New("file changed while it was being hashed")
@@ -105,21 +102,4 @@ const hashPrefix = "sha256:"
 // FormatHash writes a digest the one way keychain-auth stores and compares it.
 func FormatHash(sum [32]byte) string {
 	return hashPrefix + hex.EncodeToString(sum[:])
-}
-
-// ParseHash accepts "sha256:<hex>" or a bare 64-digit hex string, in any
-// case, and returns the canonical "sha256:<64 lowercase hex>".
-func ParseHash(s string) (string, error) {
-	h := s
-	if len(h) >= len(hashPrefix) && strings.EqualFold(h[:len(hashPrefix)], hashPrefix) {
-		h = h[len(hashPrefix):]
-	}
-	var sum [32]byte
-	if len(h) != 2*len(sum) {
-		return "", fmt.Errorf("parse hash %.80q: %w", s, ErrBadHash)
-	}
-	if _, err := hex.Decode(sum[:], []byte(h)); err != nil {
-		return "", fmt.Errorf("parse hash %.80q: %w", s, ErrBadHash)
-	}
-	return FormatHash(sum), nil
 }

@@ -430,44 +430,6 @@ func TestSameImage(t *testing.T) {
 	}
 }
 
-func TestParseHash(t *testing.T) {
-	t.Parallel()
-	const lower = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-	canon := "sha256:" + lower
-	tests := []struct {
-		in   string
-		want string // "" means ErrBadHash
-	}{
-		{canon, canon},
-		{lower, canon},
-		{strings.ToUpper(lower), canon},
-		{"sha256:" + strings.ToUpper(lower), canon},
-		{"SHA256:" + lower, canon},
-		{"", ""},
-		{"sha256:", ""},
-		{lower[:63], ""},
-		{lower + "0", ""},
-		{"sha256:" + lower[:62] + "zz", ""},
-		{"md5:" + lower, ""},
-		{"sha256:sha256:" + lower, ""},
-		{" " + lower, ""},
-		{lower + "\n", ""},
-		{"sha512:" + lower, ""},
-	}
-	for _, tt := range tests {
-		got, err := ParseHash(tt.in)
-		if tt.want == "" {
-			if !errors.Is(err, ErrBadHash) {
-				t.Errorf("ParseHash(%q) = %q, %v; want ErrBadHash", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("ParseHash(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
-}
-
 func TestFormatHash(t *testing.T) {
 	t.Parallel()
 	got := FormatHash(sha256.Sum256([]byte("test")))

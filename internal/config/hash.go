@@ -54,13 +54,6 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// NormalizeHash accepts "sha256:<hex>" or bare hex, in either case, and
-// returns the canonical form.
-func NormalizeHash(s string) (string, bool) {
-	h := hashPrefix + strings.ToLower(trimHashPrefix(s))
-	return h, ValidHash(h)
-}
-
 func trimHashPrefix(s string) string {
 	if len(s) >= len(hashPrefix) && strings.EqualFold(s[:len(hashPrefix)], hashPrefix) {
 		return s[len(hashPrefix):]

@@ -28,14 +28,8 @@ type limiterSlot struct {
 	suppressed int
 }
 
-// Allow reports whether a record for hash may be written at now: true at
-// most once per second per hash.
-func (l *PendingLimiter) Allow(hash string, now time.Time) bool {
-	_, ok := l.Admit(hash, now)
-	return ok
-}
-
-// Admit is Allow that also returns how many attempts it stands for: this one
+// Admit reports whether a record for hash may be written at now (at most
+// once per second per hash) and returns how many attempts it stands for: this one
 // plus those refused since the last admitted one. Passed as
 // PendingRecord.Count, it keeps the stored count close to the real number of
 // attempts while the writes are throttled.

@@ -6,7 +6,6 @@ package paths
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strconv"
 )
@@ -164,9 +163,4 @@ func SystemBinary(e Env) string {
 // SystemUnit is where install-system writes the systemd unit.
 func SystemUnit(e Env) string {
 	return filepath.Join(SystemRoot(e), "etc", "systemd", "system", "keychain-auth.service")
-}
-
-// String is for messages.
-func (l Layout) String() string {
-	return fmt.Sprintf("%s mode (config %s, socket %s)", l.Mode, l.ConfigFile, l.SocketPath)
 }
