@@ -76,6 +76,11 @@ const (
 	ReasonConfigInvalid      Reason = "config_invalid"
 	ReasonRateLimited        Reason = "rate_limited"
 	ReasonInternalError      Reason = "internal_error"
+	// ReasonUnverifiableProcess: a check the daemon must make on the peer
+	// could not be made (its image is on a FUSE or network filesystem, is
+	// over the size cap, or a part of the process could not be read), so it
+	// is refused rather than served on what could be checked.
+	ReasonUnverifiableProcess Reason = "unverifiable_process"
 )
 
 // StatusOf returns the status that always accompanies reason r.
@@ -84,7 +89,8 @@ func StatusOf(r Reason) Status {
 	case "":
 		return StatusSuccess
 	case ReasonUnregisteredBinary, ReasonActionNotInPolicy, ReasonServiceNotAllowed,
-		ReasonProcessChanged, ReasonProcessTampered, ReasonForeignUser, ReasonHashMismatch:
+		ReasonProcessChanged, ReasonProcessTampered, ReasonForeignUser, ReasonHashMismatch,
+		ReasonUnverifiableProcess:
 		return StatusDenied
 	default:
 		return StatusError

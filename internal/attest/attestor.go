@@ -20,13 +20,27 @@ type Options struct {
 	// CacheEntries bounds how many identities are remembered (default 1024);
 	// the least recently used is forgotten first.
 	CacheEntries int
+	// MaxSize is the largest image hashed (default DefaultMaxSize); a larger
+	// one is refused with ErrTooLarge before anything is read.
+	MaxSize int64
 }
+
+// DefaultMaxSize is far above any real program (large browsers and
+// toolchains stay under 500 MiB) and low enough that one image cannot hold a
+// hashing slot for more than about a second.
+const DefaultMaxSize = 1 << 30
 
 // Attestor hashes executable images. It is safe for concurrent use: callers
 // asking about the same file version at the same time share one hash.
 type Attestor struct {
 	sem          chan struct{}
 	cacheEntries int
+	maxSize      int64
+
+	// uidSlots gives each uid at most one of the hashing slots, so one
+	// user's flood of large distinct images cannot take them all.
+	slotMu       sync.Mutex
+	uidSlots     map[uint32]*uidSlot
 	hits, misses atomic.Uint64
 
 	mu       sync.Mutex
@@ -38,6 +52,11 @@ type Attestor struct {
 	// while a slot is held, before the file is read, onShare when a caller
 	// joins a hash another caller is running.
 	onWait, onHash, onShare func()
+}
+
+type uidSlot struct {
+	held chan struct{} // capacity 1
+	refs int
 }
 
 type entry struct {
@@ -60,9 +79,14 @@ func New(opts Options) *Attestor {
 	if opts.CacheEntries <= 0 {
 		opts.CacheEntries = 1024
 	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
 	return &Attestor{
 		sem:          make(chan struct{}, opts.MaxConcurrent),
 		cacheEntries: opts.CacheEntries,
+		maxSize:      opts.MaxSize,
+		uidSlots:     make(map[uint32]*uidSlot),
 		lru:          list.New(),
 		byKey:        make(map[Key]*list.Element),
 		inflight:     make(map[Key]*call),
@@ -80,15 +104,63 @@ func (a *Attestor) Stats() (hits, misses uint64) {
 // offset 0 without moving its file offset and never reopening it by name: on
 // Linux f is /proc/<pid>/exe, the very image the process runs. A file that
 // changes while being hashed yields an error wrapping ErrChanged and is not
-// cached.
+// cached; one on a filesystem whose content cannot be trusted, an
+// UntrustedFSError; one over the size cap, ErrTooLarge. Cancelling ctx (the
+// client hung up) stops a hash between two chunks.
 func (a *Attestor) Hash(ctx context.Context, f *os.File) (Identity, error) {
+	return a.hash(ctx, f, nil)
+}
+
+// HashFor is Hash on behalf of uid: a hash it has to run waits for that
+// uid's one hashing slot as well as for a shared one.
+func (a *Attestor) HashFor(ctx context.Context, f *os.File, uid uint32) (Identity, error) {
+	return a.hash(ctx, f, &uid)
+}
+
+// Cached returns f's identity when it is in the cache (with every check Hash
+// makes before reading), so a caller can set up what a real hash needs, such
+// as a watch for its client hanging up, only when one has to run.
+func (a *Attestor) Cached(f *os.File) (Identity, bool) {
+	key, err := a.checkedKey(f)
+	if err != nil || !key.cacheable() {
+		return Identity{}, false
+	}
+	a.mu.Lock()
+	el, ok := a.byKey[key]
+	if ok {
+		a.lru.MoveToFront(el)
+	}
+	a.mu.Unlock()
+	if !ok {
+		return Identity{}, false
+	}
+	a.hits.Add(1)
+	return Identity{Hash: el.Value.(*entry).hash, Key: key}, true
+}
+
+// checkedKey is f's key once f passed the checks every hash needs.
+func (a *Attestor) checkedKey(f *os.File) (Key, error) {
 	key, err := statRegular(f)
+	if err != nil {
+		return Key{}, err
+	}
+	if err := checkFilesystem(f); err != nil {
+		return Key{}, err
+	}
+	if key.Size > a.maxSize {
+		return Key{}, fmt.Errorf("hash %s: %w: %d bytes, over the limit of %d", f.Name(), ErrTooLarge, key.Size, a.maxSize)
+	}
+	return key, nil
+}
+
+func (a *Attestor) hash(ctx context.Context, f *os.File, uid *uint32) (Identity, error) {
+	key, err := a.checkedKey(f)
 	if err != nil {
 		return Identity{}, err
 	}
 	if !key.cacheable() {
 		a.misses.Add(1)
-		h, err := a.compute(ctx, f, key)
+		h, err := a.compute(ctx, f, key, uid)
 		return Identity{Hash: h, Key: key}, err
 	}
 	for {
@@ -126,7 +198,7 @@ func (a *Attestor) Hash(ctx context.Context, f *os.File) (Identity, error) {
 		a.mu.Unlock()
 
 		a.misses.Add(1)
-		c.hash, c.err = a.compute(ctx, f, key)
+		c.hash, c.err = a.compute(ctx, f, key, uid)
 
 		a.mu.Lock()
 		delete(a.inflight, key)
@@ -178,9 +250,16 @@ func (a *Attestor) store(key Key, hash string) {
 // enough to stay in cache while SHA-256 runs over it.
 const hashChunk = 256 << 10
 
-// compute hashes the first key.Size bytes of f under a concurrency slot and
-// checks that f still has the key it had before.
-func (a *Attestor) compute(ctx context.Context, f *os.File, key Key) (string, error) {
+// compute hashes the first key.Size bytes of f under a concurrency slot (and
+// uid's slot, when given) and checks that f still has the key it had before.
+func (a *Attestor) compute(ctx context.Context, f *os.File, key Key, uid *uint32) (string, error) {
+	if uid != nil {
+		release, err := a.acquireUID(ctx, *uid)
+		if err != nil {
+			return "", fmt.Errorf("hash %s: wait for this user's hashing slot: %w", f.Name(), err)
+		}
+		defer release()
+	}
 	if err := a.acquire(ctx); err != nil {
 		return "", fmt.Errorf("hash %s: wait for a hashing slot: %w", f.Name(), err)
 	}
@@ -216,6 +295,39 @@ func (a *Attestor) compute(ctx context.Context, f *os.File, key Key) (string, er
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return FormatHash(sum), nil
+}
+
+// acquireUID takes uid's one hashing slot and returns its release.
+func (a *Attestor) acquireUID(ctx context.Context, uid uint32) (func(), error) {
+	a.slotMu.Lock()
+	s := a.uidSlots[uid]
+	if s == nil {
+		s = &uidSlot{held: make(chan struct{}, 1)}
+		a.uidSlots[uid] = s
+	}
+	s.refs++
+	a.slotMu.Unlock()
+	done := func() {
+		a.slotMu.Lock()
+		if s.refs--; s.refs == 0 {
+			delete(a.uidSlots, uid)
+		}
+		a.slotMu.Unlock()
+	}
+	select {
+	case s.held <- struct{}{}:
+	default:
+		if a.onWait != nil {
+			a.onWait()
+		}
+		select {
+		case s.held <- struct{}{}:
+		case <-ctx.Done():
+			done()
+			return nil, ctx.Err()
+		}
+	}
+	return func() { <-s.held; done() }, nil
 }
 
 func (a *Attestor) acquire(ctx context.Context) error {
