@@ -16,4 +16,4 @@ func (p *Peer) PinExec() error { return errNotImplemented() }
 func (p *Peer) Execed() (bool, error) { return false, ErrNotPinned }
 
 // TracedBy is not implemented on this OS.
-func (p *Peer) TracedBy() (int, error) { return 0, errNotImplemented() }
+func (p *Peer) TracedBy() (tracer, tid int, err error) { return 0, 0, errNotImplemented() }

@@ -5,6 +5,7 @@ package peer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 )
@@ -70,4 +71,13 @@ func (p *Peer) Close() error {
 		return err
 	}
 	return nil
+}
+
+// TracedReason says, for the peer and the log, that thread tid of process
+// pid is traced by tracer.
+func TracedReason(tracer, tid, pid int) string {
+	if tid == pid {
+		return fmt.Sprintf("the process is being traced by pid %d (a debugger or another tracer is attached)", tracer)
+	}
+	return fmt.Sprintf("thread %d of the process is being traced by pid %d (a debugger or another tracer is attached)", tid, tracer)
 }

@@ -32,26 +32,30 @@ const maxStatus = 1 << 20
 var systemLibDirs = []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"}
 
 // Tampered reports whether the peer runs in a state where its image hash no
-// longer says which code it runs: it is being traced (TracerPid in
-// /proc/<pid>/status: a debugger or an injector is attached), or its image
-// goes through the dynamic loader (the ELF names a PT_INTERP) and its initial
-// environment (/proc/<pid>/environ) sets LD_PRELOAD or LD_AUDIT to anything
-// non-empty, or LD_LIBRARY_PATH with an entry outside the system library
-// directories. reason says which, in words fit for the peer and the log;
-// it is empty when nothing was found.
+// longer says which code it runs: one of its threads is being traced
+// (TracerPid in /proc/<pid>/task/*/status: a debugger or an injector is
+// attached), or its image goes through the dynamic loader (the ELF names a
+// PT_INTERP) and its initial environment sets LD_PRELOAD or LD_AUDIT to
+// anything non-empty, or LD_LIBRARY_PATH with an entry outside the system
+// library directories. reason says which, in words fit for the peer and the
+// log; it is empty when nothing was found.
 //
-// err is set when the check could not be completed. It wraps ErrGone when
-// the process exited (what was read may then describe another process);
-// otherwise a part could not be read, for example the environment of a
-// non-dumpable process when the daemon lacks CAP_SYS_PTRACE. That is not
-// evidence of tampering, and callers should log it and go on: reason is
-// still set if what could be read was enough to tell.
+// err is set when the check could not be completed: it wraps ErrGone when the
+// process exited (what was read may then describe another process);
+// otherwise a part could not be read. Callers must refuse the peer then: a
+// check that cannot be made is no evidence that nothing is wrong.
+//
+// The environment is read from /proc/<pid>/environ, or, when its file mode
+// shuts the daemon out (a system daemon reading another user's process:
+// CAP_SYS_PTRACE passes the ptrace check but not the file's 0400 mode),
+// straight from the process's memory between env_start and env_end with
+// process_vm_readv, which CAP_SYS_PTRACE does allow.
 //
 // A static image ignores LD_* variables, so they are not held against it.
-// Only the loader's view at exec time matters, which is why environ (the
-// environment the process was started with) is read rather than its current
-// variables; a process that rewrites that memory in place can hide them, which
-// this check cannot see (see docs/threat-model.md).
+// Only the loader's view at exec time matters, which is why the environment
+// the process was started with is read rather than its current variables; a
+// process that rewrites that memory in place can hide them, which this check
+// cannot see (see docs/threat-model.md).
 func (p *Peer) Tampered() (reason string, err error) {
 	reason, err = p.inspect()
 	// One liveness check covers every read above: a pid is not reused
@@ -64,26 +68,151 @@ func (p *Peer) Tampered() (reason string, err error) {
 }
 
 func (p *Peer) inspect() (reason string, err error) {
-	status, err := readProc(procPath(p.PID, "status"), maxStatus)
+	tracer, tid, err := p.tracer()
 	if err != nil {
-		return "", fmt.Errorf("check peer pid %d for tracing: %w", p.PID, err)
-	}
-	tracer, err := tracerPID(status)
-	if err != nil {
-		return "", fmt.Errorf("check peer pid %d for tracing: %w", p.PID, err)
+		return "", err
 	}
 	if tracer != 0 {
-		return fmt.Sprintf("the process is being traced by pid %d (a debugger or another tracer is attached)", tracer), nil
+		return TracedReason(tracer, tid, p.PID), nil
 	}
 	dynamic, err := p.usesLoader()
 	if err != nil || !dynamic {
 		return "", err
 	}
-	env, err := readProc(procPath(p.PID, "environ"), maxEnviron)
+	env, err := p.environ()
 	if err != nil {
 		return "", fmt.Errorf("check the environment of peer pid %d for loader variables: %w%s", p.PID, err, accessHint(err))
 	}
 	return loaderTampering(env), nil
+}
+
+// tracer returns the first tracer found on any thread of the peer and that
+// thread's id, or zeros. A tracer may attach to any thread, not only the
+// main one that /proc/<pid>/status describes, and from there read and write
+// the whole address space.
+func (p *Peer) tracer() (tracer, tid int, err error) {
+	dir := procPath(p.PID, "task")
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("check the threads of peer pid %d for tracing: %w%s", p.PID, &os.PathError{Op: "open", Path: dir, Err: err}, accessHint(err))
+	}
+	defer unix.Close(fd)
+	var (
+		buf   [8 << 10]byte
+		names []string
+		seen  = 0
+	)
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("check the threads of peer pid %d for tracing: read %s: %w", p.PID, dir, err)
+		}
+		if n == 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
+		for _, name := range names {
+			id, err := strconv.Atoi(name)
+			if err != nil {
+				continue
+			}
+			seen++
+			status, err := readProc(dir+"/"+name+"/status", maxStatus)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+				continue // the thread exited after it was listed
+			}
+			if err != nil {
+				return 0, 0, fmt.Errorf("check thread %d of peer pid %d for tracing: %w", id, p.PID, err)
+			}
+			t, err := tracerPID(status)
+			if err != nil {
+				return 0, 0, fmt.Errorf("check thread %d of peer pid %d for tracing: %w", id, p.PID, err)
+			}
+			if t != 0 {
+				return t, id, nil
+			}
+		}
+	}
+	if seen == 0 {
+		return 0, 0, fmt.Errorf("check peer pid %d for tracing: %s lists no thread: %w", p.PID, dir, ErrGone)
+	}
+	return 0, 0, nil
+}
+
+// environ returns the environment block the peer was started with.
+func (p *Peer) environ() ([]byte, error) {
+	env, err := readProc(procPath(p.PID, "environ"), maxEnviron)
+	if !errors.Is(err, os.ErrPermission) {
+		return env, err
+	}
+	env, vmErr := p.environFromMemory()
+	if vmErr != nil {
+		return nil, fmt.Errorf("%w; reading it from the process's memory failed too: %w", err, vmErr)
+	}
+	return env, nil
+}
+
+// environFromMemory reads env_start..env_end (fields 50 and 51 of
+// /proc/<pid>/stat, shown to a reader that passes the ptrace read check)
+// with process_vm_readv.
+func (p *Peer) environFromMemory() ([]byte, error) {
+	stat, err := readProc(procPath(p.PID, "stat"), maxStatus)
+	if err != nil {
+		return nil, err
+	}
+	start, end, err := envRange(stat)
+	if err != nil {
+		return nil, err
+	}
+	if end-start > maxEnviron {
+		return nil, fmt.Errorf("environment of %d bytes, more than %d", end-start, maxEnviron)
+	}
+	buf := make([]byte, end-start)
+	for off := uint64(0); off < uint64(len(buf)); {
+		n, err := unix.ProcessVMReadv(p.PID,
+			[]unix.Iovec{{Base: &buf[off], Len: uint64(len(buf)) - off}},
+			[]unix.RemoteIovec{{Base: uintptr(start + off), Len: int(uint64(len(buf)) - off)}}, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("process_vm_readv: %w", err)
+		}
+		if n == 0 {
+			return nil, errors.New("process_vm_readv: short read")
+		}
+		off += uint64(n)
+	}
+	return buf, nil
+}
+
+// envRange parses env_start and env_end out of /proc/<pid>/stat. They read
+// as 0 to a reader the kernel does not let see them.
+func envRange(stat []byte) (start, end uint64, err error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, errors.New("/proc/<pid>/stat: no command name")
+	}
+	// Fields after the command name start at field 3 (state); env_start
+	// and env_end are fields 50 and 51.
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 51-2 {
+		return 0, 0, fmt.Errorf("/proc/<pid>/stat has %d fields, want at least 51 (Linux 3.5+)", len(fields)+2)
+	}
+	start, err1 := strconv.ParseUint(fields[50-3], 10, 64)
+	end, err2 := strconv.ParseUint(fields[51-3], 10, 64)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("/proc/<pid>/stat: env_start %q, env_end %q", fields[50-3], fields[51-3])
+	case start == 0 && end == 0:
+		return 0, 0, errors.New("the kernel hides the environment's address from this daemon (it lacks CAP_SYS_PTRACE)")
+	case end < start:
+		return 0, 0, fmt.Errorf("/proc/<pid>/stat: env_end %d before env_start %d", end, start)
+	}
+	return start, end, nil
 }
 
 // tracerPID reads the TracerPid line of /proc/<pid>/status.

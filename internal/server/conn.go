@@ -37,9 +37,7 @@ type session struct {
 	grant policy.Grant
 	deny  policy.Decision
 
-	// pinned is set when the peer's address space is pinned (see tampered);
-	// tracerChecked is when tracing was last checked.
-	pinned        bool
+	// tracerChecked is when tracing was last checked (see tampered).
 	tracerChecked time.Time
 
 	mu          sync.Mutex
@@ -129,33 +127,50 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.serve(ctx)
 }
 
-// attest hashes the image the peer runs, through the kernel's handle on it.
+// attest hashes the image the peer runs, through the kernel's handle on it,
+// in the peer's uid's hashing slot. A client that hangs up meanwhile cancels
+// its hash.
 func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
 	f, err := c.peer.OpenExe()
 	if err != nil {
-		return c.peerError("open executable", err)
+		return c.peerError(ctx, "open executable", err)
 	}
 	defer f.Close()
-	id, err := c.s.opts.Attestor.Hash(ctx, f)
+	id, ok := c.s.opts.Attestor.Cached(f)
+	if !ok {
+		hctx, stop := cancelOnHangup(ctx, c.nc)
+		id, err = c.s.opts.Attestor.HashFor(hctx, f, c.peerUID)
+		stop()
+	}
 	if err != nil {
-		return c.peerError("hash executable", err)
+		return c.peerError(ctx, "hash executable", err)
 	}
 	path, err := c.peer.ExeLink()
 	if err != nil {
-		return c.peerError("read executable path", err)
+		return c.peerError(ctx, "read executable path", err)
 	}
 	c.ident, c.path = id, path
 	return "", ""
 }
 
-func (c *session) peerError(what string, err error) (protocol.Reason, string) {
+// peerError turns a failure to verify the peer into a refusal; ctx is the
+// server's, so a cancellation it did not cause was the client hanging up.
+func (c *session) peerError(ctx context.Context, what string, err error) (protocol.Reason, string) {
 	if errors.Is(err, peer.ErrGone) || errors.Is(err, attest.ErrChanged) {
 		c.log.Info("peer changed during verification", "step", what, "err", err)
 		return protocol.ReasonProcessChanged, "the connecting process exited or changed its executable during verification"
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		c.log.Info("client hung up during verification", "step", what)
+		return protocol.ReasonProcessChanged, "the connecting process hung up during verification"
+	}
+	if errors.Is(err, attest.ErrUntrustedFS) || errors.Is(err, attest.ErrTooLarge) {
+		c.log.Warn("cannot verify the connecting process", "step", what, "err", err)
+		return protocol.ReasonUnverifiableProcess, err.Error()
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		c.log.Warn("cannot read the connecting process's executable", "step", what, "err", err)
-		return protocol.ReasonInternalError, "the daemon may not read this process's executable (the process is " +
+		return protocol.ReasonUnverifiableProcess, "the daemon may not read this process's executable (the process is " +
 			"non-dumpable, or its binary is not readable): a daemon without CAP_SYS_PTRACE cannot verify it; " +
 			"run it in system mode, or do not make the client non-dumpable"
 	}
@@ -241,13 +256,19 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 		}
 		clearLine(line)
 	}
+	if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
+		// The caller hung up (or timed out) without asking for anything:
+		// a liveness probe such as `status`, not a refused request. It got
+		// no answer, so there is no decision to record.
+		c.log.Debug("refused caller left without a request", "reason", reason)
+		c.closeGracefully()
+		return
+	}
 	c.log.Info("connection denied", "reason", reason)
 	if c.audit(ctx, rec) != nil {
 		reason, msg = protocol.ReasonInternalError, msgAuditDown
 	}
-	if err == nil || errors.Is(err, protocol.ErrLineTooLong) {
-		c.reply(protocol.Failure(id, reason, msg))
-	}
+	c.reply(protocol.Failure(id, reason, msg))
 	c.closeGracefully()
 }
 

@@ -25,33 +25,34 @@ const tracerRecheck = 50 * time.Millisecond
 // bring LD_PRELOAD), and re-checks tracing at most every tracerRecheck. A peer
 // that cannot be pinned gets the full check before every request.
 //
-// Only what was seen refuses a peer. A part that cannot be read (the
-// environment of a non-dumpable process when the daemon lacks
-// CAP_SYS_PTRACE) is logged and the peer is served: refusing it would make
-// every such client unusable on the strength of no evidence at all.
+// A check that cannot be made refuses the peer (unverifiable_process) in
+// every mode: the peer is never served on what could be checked.
 func (c *session) tampered(atConnect bool) (protocol.Reason, string) {
 	if atConnect {
-		c.pinned = c.peer.PinExec() == nil
-		reason, msg := c.fullTamperCheck(true)
-		if reason == "" && c.pinned {
-			// The environment just checked must be the pinned one.
-			if execed, err := c.peer.Execed(); err != nil || execed {
-				return protocol.ReasonProcessChanged, msgExeced
-			}
+		if err := c.peer.PinExec(); err != nil {
+			return c.judge("", fmt.Errorf("cannot tell later whether it exec'd: %w", err))
+		}
+		if reason, msg := c.judge(c.peer.Tampered()); reason != "" {
+			return reason, msg
+		}
+		// The process just checked must be the pinned one.
+		if execed, err := c.peer.Execed(); err != nil || execed {
+			return protocol.ReasonProcessChanged, msgExeced
 		}
 		c.tracerChecked = time.Now()
-		return reason, msg
-	}
-	if !c.pinned {
-		return c.fullTamperCheck(false)
+		return "", ""
 	}
 	if execed, err := c.peer.Execed(); err != nil || execed {
 		c.log.Info("peer exec'd since verification", "err", err)
 		return protocol.ReasonProcessChanged, msgExeced
 	}
 	if now := time.Now(); now.Sub(c.tracerChecked) >= tracerRecheck {
-		tracer, err := c.peer.TracedBy()
-		if reason, msg := c.judge(tracedReason(tracer), err, false); reason != "" {
+		var why string
+		tracer, tid, err := c.peer.TracedBy()
+		if tracer != 0 {
+			why = peer.TracedReason(tracer, tid, c.peer.PID)
+		}
+		if reason, msg := c.judge(why, err); reason != "" {
 			return reason, msg
 		}
 		c.tracerChecked = now
@@ -61,21 +62,8 @@ func (c *session) tampered(atConnect bool) (protocol.Reason, string) {
 
 const msgExeced = "the process replaced its program (exec) since it was verified; reconnect"
 
-func tracedReason(tracer int) string {
-	if tracer == 0 {
-		return ""
-	}
-	return fmt.Sprintf("the process is being traced by pid %d (a debugger or another tracer is attached)", tracer)
-}
-
-func (c *session) fullTamperCheck(atConnect bool) (protocol.Reason, string) {
-	why, err := c.peer.Tampered()
-	return c.judge(why, err, atConnect)
-}
-
-// judge turns what a check found into a refusal, or logs why it could not
-// finish.
-func (c *session) judge(why string, err error, atConnect bool) (protocol.Reason, string) {
+// judge turns what a check found, or its failure to finish, into a refusal.
+func (c *session) judge(why string, err error) (protocol.Reason, string) {
 	switch {
 	case why != "":
 		c.log.Warn("peer is tampered with; refusing it", "why", why)
@@ -83,10 +71,10 @@ func (c *session) judge(why string, err error, atConnect bool) (protocol.Reason,
 	case errors.Is(err, peer.ErrGone):
 		c.log.Info("peer exited during the tamper check", "err", err)
 		return protocol.ReasonProcessChanged, "the process exited or changed during verification; reconnect"
-	case err != nil && atConnect:
-		c.log.Warn("cannot fully check the peer for tampering; serving it on what could be checked", "err", err)
 	case err != nil:
-		c.log.Debug("cannot fully check the peer for tampering", "err", err)
+		c.log.Warn("cannot check the peer for tampering; refusing it", "err", err)
+		return protocol.ReasonUnverifiableProcess, "the daemon could not check this process for tampering (" + err.Error() +
+			"); it serves no process it cannot check"
 	}
 	return "", ""
 }

@@ -88,10 +88,12 @@ func startServer(tb testing.TB, be backend.Backend, g *grant, tweak ...func(*Opt
 		be = memory.New()
 	}
 	opts := Options{
-		Listener:    ln,
-		Backend:     be,
-		Config:      config.NewCache(ts.config, config.LoadOptions{OwnerUID: os.Getuid()}),
-		Attestor:    attest.New(attest.Options{}),
+		Listener: ln,
+		Backend:  be,
+		Config:   config.NewCache(ts.config, config.LoadOptions{OwnerUID: os.Getuid()}),
+		// The flood tests use sparse images far over the default size cap,
+		// to keep hashing slots busy for the whole test.
+		Attestor:    attest.New(attest.Options{MaxSize: 4 << 40}),
 		PendingFile: ts.pending,
 		UID:         uint32(os.Getuid()),
 		// Tests count the attestor's hashes; TestPrewarm turns this on.
