@@ -162,6 +162,7 @@ func TestLoaderInjectionIsRefusedAsTampered(t *testing.T) {
 // ptrace accepts requests only from the thread that became the tracer.
 type tracee struct {
 	pid    int
+	tid    int // the thread attachThread traces; 0: the main one
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
 	attach chan chan error
@@ -215,15 +216,19 @@ func startTracee(t *testing.T, e *env, fromExec bool, bin string, args ...string
 			}
 		}
 		started <- nil
+		waitPID := tr.pid
 		if !fromExec {
 			select {
 			case reply := <-tr.attach:
-				reply <- unix.PtraceSeize(tr.pid)
+				if tr.tid != 0 {
+					waitPID = tr.tid
+				}
+				reply <- unix.PtraceSeize(waitPID)
 			case <-quit:
 			}
 		}
 		for {
-			if _, err := syscall.Wait4(tr.pid, &ws, unix.WALL, nil); err != nil || ws.Exited() || ws.Signaled() {
+			if _, err := syscall.Wait4(waitPID, &ws, unix.WALL, nil); err != nil || ws.Exited() || ws.Signaled() {
 				return
 			}
 			if ws.Stopped() {
@@ -233,7 +238,7 @@ func startTracee(t *testing.T, e *env, fromExec bool, bin string, args ...string
 				if sig == syscall.SIGTRAP {
 					sig = 0
 				}
-				syscall.PtraceCont(tr.pid, int(sig))
+				syscall.PtraceCont(waitPID, int(sig))
 			}
 		}
 	}()
@@ -254,10 +259,17 @@ func startTracee(t *testing.T, e *env, fromExec bool, bin string, args ...string
 // stop it).
 func (tr *tracee) attachNow(t *testing.T) {
 	t.Helper()
+	tr.attachThread(t, 0)
+}
+
+// attachThread traces only thread tid of the tracee (0: its main thread).
+func (tr *tracee) attachThread(t *testing.T, tid int) {
+	t.Helper()
+	tr.tid = tid
 	reply := make(chan error)
 	tr.attach <- reply
 	if err := <-reply; err != nil {
-		t.Fatalf("PTRACE_SEIZE pid %d: %v", tr.pid, err)
+		t.Fatalf("PTRACE_SEIZE pid %d thread %d: %v", tr.pid, tid, err)
 	}
 }
 
@@ -539,7 +551,7 @@ func TestNonDumpableClientNeedsPtraceCapability(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(bytes.SplitN(out, []byte("\n"), 2)[0]), &r); err != nil {
 		t.Fatalf("non-dumpable client got %q", out)
 	}
-	wantStatus(t, r, protocol.StatusError, protocol.ReasonInternalError)
+	wantStatus(t, r, protocol.StatusDenied, protocol.ReasonUnverifiableProcess)
 	if !strings.Contains(r.Message, "non-dumpable") || !strings.Contains(r.Message, "system mode") {
 		t.Errorf("the reply should tell the client why and what to do: %q", r.Message)
 	}
