@@ -235,3 +235,30 @@ func TestSystemModeSeesInjectionAndExec(t *testing.T) {
 		t.Errorf("verified client that exec'd itself as %s: got %q, want the check answered and then process_changed", A, out)
 	}
 }
+
+// Attack 5: a verified process shares its address space with a helper
+// (clone(CLONE_VM) without CLONE_THREAD), which keeps that address space
+// alive, then re-execs itself with LD_PRELOAD on its verified connection.
+func TestExecBehindSharedAddressSpaceIsCaught(t *testing.T) {
+	t.Parallel()
+	cvm := buildC(t, "attack-cvm", "cvm.c")
+	e := newEnv(t)
+	e.mustKA("register", cvm, "--read", "svc")
+	e.mustKA("register", client, "--write", "svc")
+	e.start()
+	wantStatus(t, e.one(client, req("write", "svc", []string{"k"}, "values", []string{"cvm-secret"})), protocol.StatusSuccess, "")
+	line := req("read", "svc", []string{"k"})
+	cmd := exec.Command(cvm, e.socket, line)
+	cmd.Env = e.vars
+	out, errOut, code := runCmd(t, cmd)
+	if code != 0 && code != 3 {
+		t.Fatalf("cvm: exit %d\n%s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], `"success"`) {
+		t.Fatalf("cvm: want the check answered, then the re-exec'd program's reply; got %q", out)
+	}
+	if strings.Contains(out, "cvm-secret") || !strings.Contains(lines[1], string(protocol.ReasonProcessChanged)) {
+		t.Errorf("the re-exec'd program (LD_PRELOAD, old address space kept alive) got %q, want process_changed", lines[1])
+	}
+}

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -21,10 +22,21 @@ var ErrNotPinned = errors.New("exec pin unavailable")
 // open it, so the ptrace check (which CAP_SYS_PTRACE passes) is all that
 // stands between a system daemon and another user's process, while environ
 // is 0400 and shut a system daemon out.
+//
+// A process that shares its address space with a helper (clone(CLONE_VM)
+// without CLONE_THREAD) keeps the pinned mm alive across its own exec, so
+// the pin alone would not see it. The pin therefore also keeps
+// /proc/<pid>/stat open (it follows the task, not the mm) and compares the
+// addresses the kernel chose at exec: the stack start and the argument and
+// environment areas. Stack randomization moves them on every exec, PIE or
+// not, and a process cannot move them back.
 type execPin struct {
-	mu sync.Mutex
-	fd int // -1 or unset when not pinned
-	ok bool
+	mu     sync.Mutex
+	fd     int // the pinned /proc/<pid>/maps; valid while ok
+	statFD int // /proc/<pid>/stat; valid while ok
+	layout execLayout
+	buf    []byte
+	ok     bool
 }
 
 func (e *execPin) close() {
@@ -32,7 +44,79 @@ func (e *execPin) close() {
 	defer e.mu.Unlock()
 	if e.ok {
 		unix.Close(e.fd)
+		unix.Close(e.statFD)
 		e.ok = false
+	}
+}
+
+// execLayout is what exec(2) sets in a new address space and /proc/<pid>/stat
+// shows: startstack (field 28) and arg_start, arg_end, env_start, env_end
+// (fields 48 to 51).
+type execLayout [5]uint64
+
+// layoutFields are the stat fields of an execLayout, in order.
+var layoutFields = [5]int{28, 48, 49, 50, 51}
+
+// parseLayout reads an execLayout out of /proc/<pid>/stat without
+// allocating. The command name (field 2) may hold spaces and ')', so
+// counting starts after the last ')'.
+func parseLayout(stat []byte) (execLayout, error) {
+	var l execLayout
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return l, errors.New("/proc/<pid>/stat: no command name")
+	}
+	field, next := 2, 0
+	for p := i + 1; p < len(stat) && next < len(layoutFields); {
+		for p < len(stat) && (stat[p] == ' ' || stat[p] == '\n') {
+			p++
+		}
+		start := p
+		for p < len(stat) && stat[p] != ' ' && stat[p] != '\n' {
+			p++
+		}
+		if start == p {
+			break
+		}
+		field++
+		if field != layoutFields[next] {
+			continue
+		}
+		var v uint64
+		for _, c := range stat[start:p] {
+			if c < '0' || c > '9' {
+				return l, fmt.Errorf("/proc/<pid>/stat: field %d is %q, not a number", field, stat[start:p])
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		l[next] = v
+		next++
+	}
+	if next < len(layoutFields) {
+		return l, fmt.Errorf("/proc/<pid>/stat has %d fields, want at least %d (Linux 3.5+)", field, layoutFields[len(layoutFields)-1])
+	}
+	if l == (execLayout{}) {
+		return l, errors.New("the kernel hides the process's memory layout from this daemon (it needs CAP_SYS_PTRACE for a non-dumpable process)")
+	}
+	return l, nil
+}
+
+// readLayout preads the whole of an open /proc/<pid>/stat into buf.
+func readLayout(fd int, buf []byte) (execLayout, []byte, error) {
+	for {
+		n, err := unix.Pread(fd, buf[:cap(buf)], 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return execLayout{}, buf, err
+		}
+		if n == cap(buf) {
+			buf = make([]byte, 2*cap(buf))
+			continue
+		}
+		l, err := parseLayout(buf[:n])
+		return l, buf, err
 	}
 }
 
@@ -55,16 +139,28 @@ func (p *Peer) PinExec() error {
 		}
 		return fmt.Errorf("pin exec of peer pid %d: %w", p.PID, err)
 	}
-	if err := p.Alive(); err != nil {
+	statPath := procPath(p.PID, "stat")
+	statFD, err := unix.Open(statPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		unix.Close(fd)
-		return err
+		return fmt.Errorf("pin exec of peer pid %d: open %s: %w", p.PID, statPath, err)
+	}
+	layout, buf, err := readLayout(statFD, make([]byte, 1024))
+	if err == nil {
+		err = p.Alive()
+	}
+	if err != nil {
+		unix.Close(fd)
+		unix.Close(statFD)
+		return fmt.Errorf("pin exec of peer pid %d: %w", p.PID, err)
 	}
 	p.exec.mu.Lock()
 	defer p.exec.mu.Unlock()
 	if p.exec.ok {
 		unix.Close(p.exec.fd)
+		unix.Close(p.exec.statFD)
 	}
-	p.exec.fd, p.exec.ok = fd, true
+	p.exec.fd, p.exec.statFD, p.exec.layout, p.exec.buf, p.exec.ok = fd, statFD, layout, buf, true
 	return nil
 }
 
@@ -85,7 +181,18 @@ func (p *Peer) Execed() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("check peer pid %d for exec: %w", p.PID, err)
 	}
-	return n == 0, nil
+	if n == 0 {
+		return true, nil
+	}
+	var layout execLayout
+	layout, p.exec.buf, err = readLayout(p.exec.statFD, p.exec.buf)
+	if errors.Is(err, unix.ESRCH) {
+		return false, fmt.Errorf("peer pid %d: %w", p.PID, ErrGone)
+	}
+	if err != nil {
+		return false, fmt.Errorf("check peer pid %d for exec: %w", p.PID, err)
+	}
+	return layout != p.exec.layout, nil
 }
 
 // TracedBy returns the pid of a process tracing any thread of the peer and
