@@ -475,3 +475,38 @@ func TestUnregisteredFloodDoesNotStarveRegistered(t *testing.T) {
 	}
 	ts.stop(t) // cancels the hashes in progress
 }
+
+// A client that hangs up while its image is being hashed cancels that hash:
+// its uid's one hashing slot is free again for the uid's next new image.
+// Without the cancel the next image would wait for a 1 TiB hash.
+func TestHashOfHungUpClientIsCancelled(t *testing.T) {
+	ts := startServer(t, nil, &grant{read: []string{"svc"}})
+	baseline(t, ts)
+	_, misses0 := ts.srv.opts.Attestor.Stats()
+	dir := t.TempDir()
+	huge := startImage(t, ts, hugeCopy(t, dir, 1<<40), "ask")
+	waitUntil(t, func() bool { _, m := ts.srv.opts.Attestor.Stats(); return m-misses0 == 1 })
+	huge.kill()
+
+	// Same uid, a new image (this test binary with a page appended, so its
+	// hash is new): answered once the slot is free.
+	self, err := os.Stat(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := startImage(t, ts, hugeCopy(t, dir, self.Size()+4096), "ask")
+	got := make(chan string, 1)
+	go func() {
+		s, _ := small.out.ReadString('\n')
+		got <- s
+	}()
+	select {
+	case s := <-got:
+		if !strings.Contains(s, string(protocol.ReasonUnregisteredBinary)) {
+			t.Fatalf("a new image after the hung-up hash got %q, want it hashed and refused as unregistered", s)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a new image of the same uid was not answered within 30 s: the hung-up client's hash still holds the uid's hashing slot")
+	}
+	waitUntil(t, func() bool { return ts.srv.ConnCount() == 0 })
+}
