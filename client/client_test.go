@@ -114,6 +114,63 @@ func TestDialPrefersSystemSocket(t *testing.T) {
 	}
 }
 
+// In system mode a missing system socket is an error, not a reason to use the
+// user's own daemon, unless the caller asks for that.
+func TestDialDoesNotFallBackToUserDaemonInSystemMode(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	runtime := t.TempDir()
+	userDir := filepath.Join(runtime, "keychain-auth")
+	cfgDir := filepath.Join(root, "etc", "keychain-auth")
+	for _, d := range []string{userDir, cfgDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"protocol_version":"1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user, stopUser, err := startFake(userDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopUser)
+	user.hash = "sha256:user"
+	env := map[string]string{"KEYCHAIN_AUTH_SYSTEM_ROOT": root, "XDG_RUNTIME_DIR": runtime}
+
+	c, err := client.Dial(context.Background(), client.WithEnv(envOf(env)))
+	if err == nil {
+		c.Close()
+		t.Fatalf("Dial in system mode without a system daemon connected to %s", c.SocketPath())
+	}
+	if !errors.Is(err, client.ErrSystemDaemonDown) || !errors.Is(err, client.ErrNoDaemon) {
+		t.Errorf("Dial = %v, want ErrSystemDaemonDown and ErrNoDaemon", err)
+	}
+	sysSock := filepath.Join(root, "run", "keychain-auth", "agent.sock")
+	for _, want := range []string{sysSock, "AllowUserFallback", filepath.Join(cfgDir, "config.json")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	c, err = client.Dial(context.Background(), client.WithEnv(envOf(env)), client.AllowUserFallback())
+	if err != nil {
+		t.Fatalf("Dial with AllowUserFallback: %v", err)
+	}
+	defer c.Close()
+	if res, err := c.Check(context.Background()); err != nil || res.Hash != "sha256:user" {
+		t.Errorf("with AllowUserFallback, Check = %v, %v; want the user daemon", res, err)
+	}
+
+	// An explicit socket is the caller's choice too.
+	env["KEYCHAIN_AUTH_SOCKET"] = filepath.Join(userDir, "agent.sock")
+	c2, err := client.Dial(context.Background(), client.WithEnv(envOf(env)))
+	if err != nil {
+		t.Fatalf("Dial with KEYCHAIN_AUTH_SOCKET set: %v", err)
+	}
+	c2.Close()
+}
+
 func TestDialNoDaemon(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "agent.sock")
