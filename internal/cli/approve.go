@@ -81,7 +81,7 @@ func (a *app) approve(ctx context.Context, arg string, g grantFlags) error {
 	if err := checkInterpreter(a.stderr, []string{rec.Path}, g.allowInterpreter); err != nil {
 		return err
 	}
-	entry, err := a.enroll(ctx, layout, rec.Path, hash, g)
+	entry, _, err := a.enroll(ctx, layout, rec.Path, hash, g, false)
 	if err != nil {
 		return err
 	}
