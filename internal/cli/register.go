@@ -150,7 +150,8 @@ func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags
 	if err != nil {
 		return err
 	}
-	if err := checkInterpreter(a.stderr, []string{path, resolved}, g.allowInterpreter); err != nil {
+	ic := interpreterCheck{names: []string{path, resolved}, file: resolved, hash: hash, dirs: a.interpreterDirs()}
+	if err := checkInterpreter(a.stderr, ic, g.allowInterpreter); err != nil {
 		return err
 	}
 	layout, err := a.adminLayout(command)
