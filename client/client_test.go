@@ -410,6 +410,16 @@ func TestErrorMapping(t *testing.T) {
 				if !errors.Is(err, client.ErrClosed) || !errors.Is(err, client.ErrUnregistered) {
 					t.Errorf("call after the daemon closed the connection: %v, want ErrClosed naming the cause", err)
 				}
+				// The caller has already seen the refusal's message; the
+				// next error names it, but does not repeat it.
+				msg := err.Error()
+				if strings.Contains(msg, "explained by the daemon") || strings.Count(msg, "keychain-auth:") != 1 ||
+					!strings.Contains(msg, "earlier read on service \"aws\" ("+string(tt.reason)+"); dial again") {
+					t.Errorf("call after the daemon closed the connection: %q, want one short line naming the earlier refusal", msg)
+				}
+				if _, again := c.Check(context.Background()); again == nil || again.Error() != msg {
+					t.Errorf("a third call: %v, want the same error as the second", again)
+				}
 			} else if errors.Is(err, client.ErrClosed) {
 				t.Errorf("connection closed after a %s answer: %v", tt.reason, err)
 			}
