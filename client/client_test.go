@@ -708,3 +708,36 @@ func TestOversizedWriteKeepsConnection(t *testing.T) {
 		t.Errorf("daemon saw %d requests, want only the check", n)
 	}
 }
+
+// A value over 64 KiB is refused before anything is sent, with the per-value
+// limit in the message, also when it is so long that the whole request line
+// would be over 1 MiB (which used to say "split the batch").
+func TestWriteRefusesOversizedValue(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	c := dial(t, f)
+	ctx := context.Background()
+	for _, size := range []int{protocol.MaxValueLen + 1, 2 << 20} {
+		value := strings.Repeat("s", size)
+		err := c.Write(ctx, "aws", map[string]string{"ok": "v", "big": value}, nil)
+		if !errors.Is(err, client.ErrValueTooLarge) {
+			t.Fatalf("Write of a %d-byte value = %v, want ErrValueTooLarge", size, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{`target "big"`, fmt.Sprint(size) + " bytes", "65536 bytes (64 KiB) per value", "nothing was sent"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q does not say %q", msg, want)
+			}
+		}
+		if strings.Contains(msg, "split the batch") || strings.Contains(msg, "sss") {
+			t.Errorf("error %q blames the batch or shows the value", msg)
+		}
+	}
+	if n := len(f.requests(t)); n != 0 {
+		t.Errorf("%d requests reached the daemon, want none", n)
+	}
+	// Exactly the limit is fine, and the connection is still usable.
+	if err := c.Write(ctx, "aws", map[string]string{"k": strings.Repeat("s", protocol.MaxValueLen)}, nil); err != nil {
+		t.Errorf("Write of a 64 KiB value: %v", err)
+	}
+}
