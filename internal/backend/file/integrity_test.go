@@ -264,3 +264,27 @@ func TestNewStoreAfterMovingOldAside(t *testing.T) {
 		t.Errorf("reopen of the new store: err %v", err)
 	}
 }
+
+// A damaged version file stops Open with a message that names it and says
+// how to go on; it is not silently replaced (that would drop the rollback
+// check).
+func TestDamagedVersionFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	s := openStore(t, opts(path))
+	set(t, s, "svc", backend.Item{Target: "t", Value: []byte("v")})
+	s.Close()
+	if err := os.WriteFile(path+".version", []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := untouched(t, path)
+	_, err := file.OpenWithParams(t.Context(), opts(path), cheap)
+	if !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), path+".version is damaged") ||
+		!strings.Contains(err.Error(), "remove it") {
+		t.Errorf("Open with a damaged version file = %v", err)
+	}
+	check()
+	if data, _ := os.ReadFile(path + ".version"); string(data) != "{not json" {
+		t.Error("the damaged version file was replaced")
+	}
+}
