@@ -162,10 +162,27 @@ func (c *Client) do(ctx context.Context, req *protocol.Request) (*protocol.Respo
 		Missing: resp.Missing,
 	}
 	if e.closesConnection() {
-		c.fail(fmt.Errorf("%w: the daemon closed it after answering: %w", ErrClosed, e))
+		c.fail(&closedAfter{refusal: e})
 	}
 	return nil, e
 }
+
+// closedAfter is why a client is unusable once the daemon closed the
+// connection after refusing a request. The caller already has the refusal's
+// full message, so later calls name it only briefly; errors.Is and errors.As
+// still find it (ErrUnregistered, *Error) as well as ErrClosed.
+type closedAfter struct{ refusal *Error }
+
+func (c *closedAfter) Error() string {
+	what := string(c.refusal.Action)
+	if c.refusal.Service != "" {
+		what += fmt.Sprintf(" on service %q", c.refusal.Service)
+	}
+	return fmt.Sprintf("%v: the daemon closed it after it %s an earlier %s (%s); dial again",
+		ErrClosed, c.refusal.Status, what, c.refusal.Reason)
+}
+
+func (c *closedAfter) Unwrap() []error { return []error{ErrClosed, c.refusal} }
 
 // errNotSent marks a request refused before any byte was written.
 var errNotSent = errors.New("the request was not sent")

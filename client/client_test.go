@@ -114,6 +114,63 @@ func TestDialPrefersSystemSocket(t *testing.T) {
 	}
 }
 
+// In system mode a missing system socket is an error, not a reason to use the
+// user's own daemon, unless the caller asks for that.
+func TestDialDoesNotFallBackToUserDaemonInSystemMode(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	runtime := t.TempDir()
+	userDir := filepath.Join(runtime, "keychain-auth")
+	cfgDir := filepath.Join(root, "etc", "keychain-auth")
+	for _, d := range []string{userDir, cfgDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"protocol_version":"1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user, stopUser, err := startFake(userDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopUser)
+	user.hash = "sha256:user"
+	env := map[string]string{"KEYCHAIN_AUTH_SYSTEM_ROOT": root, "XDG_RUNTIME_DIR": runtime}
+
+	c, err := client.Dial(context.Background(), client.WithEnv(envOf(env)))
+	if err == nil {
+		c.Close()
+		t.Fatalf("Dial in system mode without a system daemon connected to %s", c.SocketPath())
+	}
+	if !errors.Is(err, client.ErrSystemDaemonDown) || !errors.Is(err, client.ErrNoDaemon) {
+		t.Errorf("Dial = %v, want ErrSystemDaemonDown and ErrNoDaemon", err)
+	}
+	sysSock := filepath.Join(root, "run", "keychain-auth", "agent.sock")
+	for _, want := range []string{sysSock, "AllowUserFallback", filepath.Join(cfgDir, "config.json")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	c, err = client.Dial(context.Background(), client.WithEnv(envOf(env)), client.AllowUserFallback())
+	if err != nil {
+		t.Fatalf("Dial with AllowUserFallback: %v", err)
+	}
+	defer c.Close()
+	if res, err := c.Check(context.Background()); err != nil || res.Hash != "sha256:user" {
+		t.Errorf("with AllowUserFallback, Check = %v, %v; want the user daemon", res, err)
+	}
+
+	// An explicit socket is the caller's choice too.
+	env["KEYCHAIN_AUTH_SOCKET"] = filepath.Join(userDir, "agent.sock")
+	c2, err := client.Dial(context.Background(), client.WithEnv(envOf(env)))
+	if err != nil {
+		t.Fatalf("Dial with KEYCHAIN_AUTH_SOCKET set: %v", err)
+	}
+	c2.Close()
+}
+
 func TestDialNoDaemon(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "agent.sock")
@@ -352,6 +409,16 @@ func TestErrorMapping(t *testing.T) {
 			if tt.closes {
 				if !errors.Is(err, client.ErrClosed) || !errors.Is(err, client.ErrUnregistered) {
 					t.Errorf("call after the daemon closed the connection: %v, want ErrClosed naming the cause", err)
+				}
+				// The caller has already seen the refusal's message; the
+				// next error names it, but does not repeat it.
+				msg := err.Error()
+				if strings.Contains(msg, "explained by the daemon") || strings.Count(msg, "keychain-auth:") != 1 ||
+					!strings.Contains(msg, "earlier read on service \"aws\" ("+string(tt.reason)+"); dial again") {
+					t.Errorf("call after the daemon closed the connection: %q, want one short line naming the earlier refusal", msg)
+				}
+				if _, again := c.Check(context.Background()); again == nil || again.Error() != msg {
+					t.Errorf("a third call: %v, want the same error as the second", again)
 				}
 			} else if errors.Is(err, client.ErrClosed) {
 				t.Errorf("connection closed after a %s answer: %v", tt.reason, err)
@@ -639,5 +706,38 @@ func TestOversizedWriteKeepsConnection(t *testing.T) {
 	}
 	if n := len(f.requests(t)); n != 1 {
 		t.Errorf("daemon saw %d requests, want only the check", n)
+	}
+}
+
+// A value over 64 KiB is refused before anything is sent, with the per-value
+// limit in the message, also when it is so long that the whole request line
+// would be over 1 MiB (which used to say "split the batch").
+func TestWriteRefusesOversizedValue(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	c := dial(t, f)
+	ctx := context.Background()
+	for _, size := range []int{protocol.MaxValueLen + 1, 2 << 20} {
+		value := strings.Repeat("s", size)
+		err := c.Write(ctx, "aws", map[string]string{"ok": "v", "big": value}, nil)
+		if !errors.Is(err, client.ErrValueTooLarge) {
+			t.Fatalf("Write of a %d-byte value = %v, want ErrValueTooLarge", size, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{`target "big"`, fmt.Sprint(size) + " bytes", "65536 bytes (64 KiB) per value", "nothing was sent"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q does not say %q", msg, want)
+			}
+		}
+		if strings.Contains(msg, "split the batch") || strings.Contains(msg, "sss") {
+			t.Errorf("error %q blames the batch or shows the value", msg)
+		}
+	}
+	if n := len(f.requests(t)); n != 0 {
+		t.Errorf("%d requests reached the daemon, want none", n)
+	}
+	// Exactly the limit is fine, and the connection is still usable.
+	if err := c.Write(ctx, "aws", map[string]string{"k": strings.Repeat("s", protocol.MaxValueLen)}, nil); err != nil {
+		t.Errorf("Write of a 64 KiB value: %v", err)
 	}
 }

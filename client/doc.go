@@ -34,5 +34,9 @@
 // socket <$KEYCHAIN_AUTH_SYSTEM_ROOT or />run/keychain-auth/agent.sock when it
 // exists; the user daemon's socket $XDG_RUNTIME_DIR/keychain-auth/agent.sock,
 // or $TMPDIR (or /tmp) + /keychain-auth-<uid>/agent.sock. See SocketPaths.
+// When the machine is in system mode (<$KEYCHAIN_AUTH_SYSTEM_ROOT or
+// />etc/keychain-auth/config.json exists) and the system socket is missing,
+// Dial fails with ErrSystemDaemonDown instead of using the user socket, unless
+// the caller passes AllowUserFallback.
 // Windows named pipes are not implemented yet; Dial says so there.
 package client

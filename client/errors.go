@@ -25,6 +25,9 @@ var (
 	// ErrClosed is returned by calls on a client whose connection was closed,
 	// by Close, by the daemon, or after an interrupted request.
 	ErrClosed = errors.New("connection to the daemon is closed")
+	// ErrValueTooLarge is returned by Write, before anything is sent, when a
+	// value is longer than the protocol's per-value limit (64 KiB).
+	ErrValueTooLarge = errors.New("value too large")
 	// ErrProtocol is returned when the daemon's reply does not follow the
 	// protocol (bad JSON, wrong id); the connection is closed.
 	ErrProtocol = errors.New("the daemon sent an invalid response")

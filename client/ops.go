@@ -112,13 +112,22 @@ func (c *Client) Write(ctx context.Context, service string, values map[string]st
 	for i, t := range targets {
 		vals[i] = values[t]
 	}
-	_, err := c.do(ctx, &protocol.Request{
+	req := &protocol.Request{
 		Action:     protocol.ActionWrite,
 		Service:    service,
 		Targets:    targets,
 		Values:     vals,
 		Attributes: attrs,
-	})
+	}
+	// Said here, before the request is built: a value over 1 MiB would
+	// otherwise be reported as a request line too long for the batch.
+	for i, v := range vals {
+		if len(v) > protocol.MaxValueLen {
+			return opError(req, fmt.Errorf("%w: the value of target %q is %d bytes; the limit is %d bytes (64 KiB) per value; nothing was sent",
+				ErrValueTooLarge, targets[i], len(v), protocol.MaxValueLen))
+		}
+	}
+	_, err := c.do(ctx, req)
 	return err
 }
 

@@ -63,6 +63,10 @@ type Options struct {
 	// Key is a raw 32-byte key for the file backend (system mode), used instead
 	// of a passphrase.
 	Key []byte
+	// VersionPath is where the file backend keeps the last version it wrote,
+	// outside the store file, to notice a rolled-back file; "" means
+	// Path + ".version".
+	VersionPath string
 	// Create allows the backend to create a new empty store.
 	Create bool
 	// Logger receives the backend's warnings; nil means slog.Default().

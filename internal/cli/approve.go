@@ -77,11 +77,17 @@ func (a *app) approve(ctx context.Context, arg string, g grantFlags) error {
 			"keychain-auth register <path>", policy.ShortHash(hash), rec.Path)
 	}
 	// The daemon resolved this path from the running image, so its name is
-	// the interpreter's name when a script was run by one.
-	if err := checkInterpreter(a.stderr, []string{rec.Path}, g.allowInterpreter); err != nil {
+	// the interpreter's name when a script was run by one. The file there
+	// now is examined too, for a renamed interpreter, when it is still the
+	// one that was turned away.
+	ic := interpreterCheck{names: []string{rec.Path}}
+	if h, err := fileHash(rec.Path); err == nil && h == hash {
+		ic.file, ic.hash, ic.dirs = rec.Path, hash, a.interpreterDirs()
+	}
+	if err := checkInterpreter(a.stderr, ic, g.allowInterpreter); err != nil {
 		return err
 	}
-	entry, err := a.enroll(ctx, layout, rec.Path, hash, g)
+	entry, _, err := a.enroll(ctx, layout, rec.Path, hash, g, false)
 	if err != nil {
 		return err
 	}

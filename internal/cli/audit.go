@@ -118,13 +118,14 @@ func (a *app) verifyAudit(path string) error {
 	var ve *audit.VerifyError
 	switch {
 	case errors.As(err, &ve):
-		return fmt.Errorf("audit log broken at %v (%d records before it verify); "+
-			"the log was altered or damaged after it was written: keep a copy of %s* for investigation", ve, n, path)
+		verified := plural(n, "record before it verifies", "records before it verify")
+		return fmt.Errorf("audit log broken at %v (%s); "+
+			"the log was altered or damaged after it was written: keep a copy of %s* for investigation", ve, verified, path)
 	case err != nil:
 		return fmt.Errorf("verify audit log: %w", err)
 	}
 	files, _ := audit.Files(path)
-	fmt.Fprintf(a.stdout, "audit log intact: %d records in %d files (%s)\n", n, len(files), path)
+	fmt.Fprintf(a.stdout, "audit log intact: %s in %s (%s)\n", plural(n, "record", "records"), plural(len(files), "file", "files"), path)
 	return nil
 }
 

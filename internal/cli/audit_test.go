@@ -67,3 +67,35 @@ func TestAuditRowIsSafeForATerminal(t *testing.T) {
 		t.Errorf("action %q targets %q", cols[2], cols[4])
 	}
 }
+
+func TestVerifyAuditCountsInTheSingular(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Log(t.Context(), audit.Record{Event: audit.EventDaemonStart}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	a := &app{stdout: &out, stderr: &out}
+	if err := a.verifyAudit(path); err != nil {
+		t.Fatal(err)
+	}
+	if want := "audit log intact: 1 record in 1 file (" + path + ")\n"; out.String() != want {
+		t.Errorf("verify printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int]string{0: "0 secrets", 1: "1 secret", 2: "2 secrets", 1000: "1000 secrets"} {
+		if got := plural(n, "secret", "secrets"); got != want {
+			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -18,6 +18,10 @@ store, list and prefix-read its own secrets. Equivalent to:
 
   keychain-auth register <path> --read <service> --write <service> --search
 
+If <path> is registered but the file there changed (an update or a rebuild),
+its entry moves to the new hash, keeping its privileges, as upgrade would;
+stdout says so, and a running daemon records the change as policy_change.
+
 Interpreters are refused unless --allow-interpreter is given.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -31,7 +35,7 @@ Interpreters are refused unless --allow-interpreter is given.`,
 
 func (a *app) authorize(ctx context.Context, path, service string, allowInterpreter bool) error {
 	g := grantFlags{read: []string{service}, write: []string{service}, search: true, allowInterpreter: allowInterpreter}
-	return a.registerAs(ctx, "authorize", path, g, func(resolved string) string {
+	return a.registerAs(ctx, "authorize", path, g, true, func(resolved string) string {
 		return fmt.Sprintf("authorized %s for service %s", resolved, shellQuote(service))
 	})
 }

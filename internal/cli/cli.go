@@ -98,9 +98,21 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	err = a.sudoHint(err)
 	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(a.stderr, "keychain-auth: %s\n", strings.ReplaceAll(msg, "\n", "; "))
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	usage := errors.As(err, &ue) || isCobraUsage(err)
+	if first, rest, ok := strings.Cut(msg, "\n"); ok && usage && !errors.As(err, &ue) {
+		// Cobra's own message with suggestions ("Did you mean this?" and
+		// one command per line) stays in lines; joined, it was garbled.
+		fmt.Fprintf(a.stderr, "keychain-auth: %s\n", first)
+		for _, line := range strings.Split(rest, "\n") {
+			if strings.TrimSpace(line) != "" {
+				fmt.Fprintln(a.stderr, line)
+			}
+		}
+	} else {
+		fmt.Fprintf(a.stderr, "keychain-auth: %s\n", strings.ReplaceAll(msg, "\n", "; "))
+	}
+	if usage {
 		return exitUsage
 	}
 	return exitFail

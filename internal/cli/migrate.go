@@ -93,12 +93,12 @@ func (a *app) migrate(ctx context.Context, services []string) error {
 		n, err := copyItems(ctx, to, svc, items)
 		total += n
 		if err != nil {
-			return migrateError(err, fmt.Sprintf("write service %s to the system daemon (after %d of %d secrets)", svc, n, len(items)),
+			return migrateError(err, fmt.Sprintf("write service %s to the system daemon (after %d of %s)", svc, n, plural(len(items), "secret", "secrets")),
 				fmt.Sprintf("sudo keychain-auth register %s --write %s", shellQuote(self), shellQuote(svc)))
 		}
-		fmt.Fprintf(a.stdout, "copied %d secrets of service %s\n", n, svc)
+		fmt.Fprintf(a.stdout, "copied %s of service %s\n", plural(n, "secret", "secrets"), svc)
 	}
-	fmt.Fprintf(a.stdout, "copied %d secrets in all; your user store still holds them: delete them there once the system daemon serves them\n", total)
+	fmt.Fprintf(a.stdout, "copied %s in all; your user store still holds them: delete them there once the system daemon serves them\n", plural(total, "secret", "secrets"))
 	return nil
 }
 

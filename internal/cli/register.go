@@ -134,14 +134,15 @@ func (a *app) hashBinary(ctx context.Context, path string) (resolved, hash strin
 }
 
 func (a *app) register(ctx context.Context, path string, g grantFlags) error {
-	return a.registerAs(ctx, "register", path, g, func(resolved string) string { return "registered " + resolved })
+	return a.registerAs(ctx, "register", path, g, false, func(resolved string) string { return "registered " + resolved })
 }
 
 // registerAs hashes path, applies the interpreter guard, adds g's privileges
 // to the binary's entry (creating it if new), prints headline and the result,
 // and drops the binary from the pending queue. command names the command
-// run, for hints.
-func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags, headline func(resolved string) string) error {
+// run, for hints. With follow, an entry whose file changed is moved to the
+// new hash (see enroll).
+func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags, follow bool, headline func(resolved string) string) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
@@ -149,19 +150,23 @@ func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags
 	if err != nil {
 		return err
 	}
-	if err := checkInterpreter(a.stderr, []string{path, resolved}, g.allowInterpreter); err != nil {
+	ic := interpreterCheck{names: []string{path, resolved}, file: resolved, hash: hash, dirs: a.interpreterDirs()}
+	if err := checkInterpreter(a.stderr, ic, g.allowInterpreter); err != nil {
 		return err
 	}
 	layout, err := a.adminLayout(command)
 	if err != nil {
 		return err
 	}
-	result, err := a.enroll(ctx, layout, resolved, hash, g)
+	result, moved, err := a.enroll(ctx, layout, resolved, hash, g, follow)
 	if err != nil {
 		return err
 	}
 	g.warn(a.stderr)
 	fmt.Fprintln(a.stdout, headline(resolved))
+	for _, h := range moved {
+		fmt.Fprintf(a.stdout, "  the file changed since it was registered: its entry moved from %s to the new hash, keeping its privileges\n", h)
+	}
 	printEntry(a.stdout, result)
 	a.dropPending(ctx, layout, hash)
 	return nil
@@ -169,16 +174,29 @@ func (a *app) registerAs(ctx context.Context, command, path string, g grantFlags
 
 // enroll registers hash at path, or adds the flags' privileges to the entry
 // that already has both, in one locked update of config.json. A path that is
-// registered under another hash is refused: that is an upgrade, which moves
-// the old entry's policy instead of leaving a stale entry behind.
-func (a *app) enroll(ctx context.Context, layout paths.Layout, path, hash string, g grantFlags) (config.Entry, error) {
-	var result config.Entry
-	_, err := config.Update(ctx, layout.ConfigFile, a.loadOpts(), func(c *config.Config) error {
+// registered under another hash is an upgrade, which moves the old entry's
+// policy instead of leaving a stale entry behind: with follow (authorize,
+// whose callers re-run it after an update to repair themselves) enroll does
+// that, as upgrade would, and returns the hashes it moved from; without it,
+// it refuses and points at upgrade.
+func (a *app) enroll(ctx context.Context, layout paths.Layout, path, hash string, g grantFlags, follow bool) (result config.Entry, moved []string, err error) {
+	_, err = config.Update(ctx, layout.ConfigFile, a.loadOpts(), func(c *config.Config) error {
+		result, moved = config.Entry{}, nil
 		for _, i := range c.FindByPath(path) {
-			if e := c.Binaries[i]; e.Hash != hash {
+			e := c.Binaries[i]
+			if e.Hash == hash {
+				continue
+			}
+			if !follow {
 				return fmt.Errorf("%s is already registered with hash %s, and the file now has %s; "+
 					"if you upgraded it, run: keychain-auth upgrade %s", path, policy.ShortHash(e.Hash), policy.ShortHash(hash), shellQuote(path))
 			}
+			if !slices.Contains(moved, e.Hash) {
+				moved = append(moved, e.Hash)
+			}
+		}
+		if len(moved) > 0 {
+			c.Upgrade(path, hash, time.Now().Truncate(time.Second))
 		}
 		for _, i := range c.FindByPath(path) {
 			e := &c.Binaries[i]
@@ -193,7 +211,8 @@ func (a *app) enroll(ctx context.Context, layout paths.Layout, path, hash string
 		result = e.Clone()
 		return nil
 	})
-	return result, err
+	slices.Sort(moved)
+	return result, moved, err
 }
 
 // dropPending removes a binary from the approval queue once it is

@@ -164,7 +164,7 @@ func newRegistry() *backend.Registry {
 
 func (a *app) openBackend(ctx context.Context, log *slog.Logger, name string, layout paths.Layout, o startOpts) (backend.Backend, error) {
 	reg := newRegistry()
-	opts := backend.Options{Path: layout.StoreFile, Logger: log}
+	opts := backend.Options{Path: layout.StoreFile, VersionPath: layout.StoreVersionFile, Logger: log}
 	if name == "file" {
 		exists, err := file.Exists(layout.StoreFile)
 		if err != nil {

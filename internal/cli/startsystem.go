@@ -100,7 +100,7 @@ func (a *app) prepareSystem(ctx context.Context, log *slog.Logger, o startOpts) 
 	if err != nil {
 		return daemonRun{}, err
 	}
-	be, err := newRegistry().Open(ctx, "file", backend.Options{Path: layout.StoreFile, Key: key, Create: !exists, Logger: log})
+	be, err := newRegistry().Open(ctx, "file", backend.Options{Path: layout.StoreFile, VersionPath: layout.StoreVersionFile, Key: key, Create: !exists, Logger: log})
 	clear(key)
 	switch {
 	case errors.Is(err, file.ErrWrongPassphrase):

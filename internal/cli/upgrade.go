@@ -12,23 +12,36 @@ import (
 )
 
 func (a *app) upgradeCmd() *cobra.Command {
-	return &cobra.Command{
+	var allowInterpreter bool
+	cmd := &cobra.Command{
 		Use:   "upgrade <path>",
 		Short: "Move a registered binary's privileges to the file now at its path",
 		Long: `After a registered binary was rebuilt or updated, the daemon refuses the new file
 with hash_mismatch. upgrade hashes the file at <path> again and moves the
 privileges of the entry registered at that path to the new hash, recording
-upgraded_at. Run it only if you trust the new file.`,
+upgraded_at. Run it only if you trust the new file.
+
+The new file passes the same interpreter guard as register: an interpreter
+(or a copy of one) is refused unless --allow-interpreter, a #! script always.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.upgrade(cmd.Context(), args[0])
+			return a.upgrade(cmd.Context(), args[0], allowInterpreter)
 		},
 	}
+	cmd.Flags().BoolVar(&allowInterpreter, "allow-interpreter", false,
+		"move the privileges to an interpreter anyway (its hash covers every script it runs)")
+	return cmd
 }
 
-func (a *app) upgrade(ctx context.Context, path string) error {
+func (a *app) upgrade(ctx context.Context, path string, allowInterpreter bool) error {
 	resolved, hash, err := a.hashBinary(ctx, path)
 	if err != nil {
+		return err
+	}
+	// A file replaced by an interpreter would otherwise hand its privileges
+	// to every script that interpreter runs.
+	ic := interpreterCheck{names: []string{path, resolved}, file: resolved, hash: hash, dirs: a.interpreterDirs()}
+	if err := checkInterpreter(a.stderr, ic, allowInterpreter); err != nil {
 		return err
 	}
 	layout, err := a.adminLayout("upgrade")

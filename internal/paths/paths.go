@@ -43,8 +43,11 @@ type Layout struct {
 	StateDir    string // data: audit log (and, in system mode, store and key)
 	AuditFile   string
 	StoreFile   string
-	KeyFile     string // system mode only: the store's master key
-	SocketPath  string
+	// StoreVersionFile keeps the file store's last written version outside
+	// the store's own directory, so that rolling keyring.json back is noticed.
+	StoreVersionFile string
+	KeyFile          string // system mode only: the store's master key
+	SocketPath       string
 	// SystemUser is the daemon's account in system mode; "" in user mode.
 	SystemUser string
 }
@@ -96,6 +99,7 @@ func User(e Env) (Layout, error) {
 	l.StateDir = userAuditDir(e, dataBase)
 	l.AuditFile = filepath.Join(l.StateDir, "audit.log")
 	l.StoreFile = filepath.Join(e.Home, ".keychain-auth", "keyring.json")
+	l.StoreVersionFile = filepath.Join(l.StateDir, "keyring.version")
 	l.SocketPath = UserSocket(e)
 	return l, nil
 }
@@ -139,6 +143,7 @@ func System(e Env) Layout {
 	l.PendingFile = filepath.Join(l.StateDir, "pending.json")
 	l.AuditFile = filepath.Join(l.StateDir, "audit.log")
 	l.StoreFile = filepath.Join(l.StateDir, "keyring.json")
+	l.StoreVersionFile = filepath.Join(l.StateDir, "keyring.version")
 	l.KeyFile = filepath.Join(l.StateDir, "master.key")
 	l.SocketPath = filepath.Join(root, "run", "keychain-auth", "agent.sock")
 	l.SystemUser = SystemUser(e)

@@ -2,7 +2,10 @@
 
 package paths
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+)
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -37,6 +40,9 @@ func TestUserLayout(t *testing.T) {
 			if l.ConfigFile != tt.config || l.AuditFile != tt.audit || l.SocketPath != tt.socket || l.StoreFile != tt.storeFile {
 				t.Errorf("got config=%s audit=%s socket=%s store=%s", l.ConfigFile, l.AuditFile, l.SocketPath, l.StoreFile)
 			}
+			if filepath.Dir(l.StoreVersionFile) != filepath.Dir(l.AuditFile) {
+				t.Errorf("store version file %s is not in the data directory", l.StoreVersionFile)
+			}
 			if l.PendingFile != "" && l.PendingFile[:len(l.ConfigDir)] != l.ConfigDir {
 				t.Errorf("pending %s not in config dir %s", l.PendingFile, l.ConfigDir)
 			}
@@ -53,10 +59,11 @@ func TestUserLayoutNeedsHome(t *testing.T) {
 func TestSystemLayoutRelocates(t *testing.T) {
 	l := System(Env{Getenv: envOf(map[string]string{EnvSystemRoot: "/tmp/root", EnvSocket: "/elsewhere"})})
 	want := map[string]string{
-		l.ConfigFile:  "/tmp/root/etc/keychain-auth/config.json",
-		l.PendingFile: "/tmp/root/var/lib/keychain-auth/pending.json",
-		l.KeyFile:     "/tmp/root/var/lib/keychain-auth/master.key",
-		l.SocketPath:  "/tmp/root/run/keychain-auth/agent.sock",
+		l.ConfigFile:       "/tmp/root/etc/keychain-auth/config.json",
+		l.PendingFile:      "/tmp/root/var/lib/keychain-auth/pending.json",
+		l.KeyFile:          "/tmp/root/var/lib/keychain-auth/master.key",
+		l.StoreVersionFile: "/tmp/root/var/lib/keychain-auth/keyring.version",
+		l.SocketPath:       "/tmp/root/run/keychain-auth/agent.sock",
 	}
 	for got, w := range want {
 		if got != w {

@@ -16,6 +16,11 @@ var (
 	// ErrCorrupt: the file cannot be parsed, has an unsupported version or
 	// unsafe parameters, or an item fails authentication.
 	ErrCorrupt = errors.New("store file is corrupt")
+	// ErrIntegrity: every item opens, but the set of items is not the one
+	// this store last wrote: an item was removed or added, an older copy of
+	// an item was put back, or the whole file was rolled back to an older
+	// version than the one recorded outside it.
+	ErrIntegrity = errors.New("store file failed its whole-store integrity check")
 	// ErrNoStore: the file does not exist and creation was not allowed.
 	ErrNoStore = errors.New("store file does not exist")
 	// ErrModified: another process replaced the file after this Store read
@@ -62,6 +67,8 @@ func hint(kind error) string {
 		return "check the passphrase (prompt, --passphrase-file or KEYCHAIN_AUTH_PASSPHRASE); the file was not changed"
 	case ErrCorrupt:
 		return "the file was not changed; restore it from a backup, or move it aside to start a new, empty store"
+	case ErrIntegrity:
+		return "the file was not changed and nothing was served from it; restore the newest copy of the store from a backup"
 	case ErrNoStore:
 		return "nothing was created; start the daemon with a new passphrase to create the store"
 	case ErrModified:

@@ -9,6 +9,28 @@
 // file's only writer (the daemon's socket ensures one daemon per user); if
 // another process replaces the file anyway, the next write fails with
 // ErrModified instead of silently undoing that process's changes.
+//
+// Whole-store integrity: each item's AEAD binds it to its name, but not to
+// the rest of the store, so on its own it would let someone drop an item or
+// put back an older ciphertext of it. The document therefore carries a
+// version counter, raised on every write, and an HMAC (keyed from the store
+// key) over that counter, the header and every item; Open refuses a file
+// whose MAC does not match with ErrIntegrity. A whole file rolled back to an
+// older version still has a valid MAC, so the last version written is also
+// kept outside the file, in the version file (Options.VersionPath; the CLI
+// puts it in the data directory, away from the store's own directory, so a
+// restore or sync of one does not roll back the other). Open refuses a file
+// older than that. The version file is written after the store file, with
+// fsx's atomic replace, under the store's own lock: a crash between the two
+// leaves it one version behind, which is safe, because a newer file cannot be
+// made without the key; the reverse order would lock the user out after a
+// crash. Open reads the version file before the store file for the same
+// reason. A store written before this record existed still opens, unprotected
+// until its first write, which adds the record; from then on a copy without
+// the record is refused too. What this cannot catch: someone who can write
+// both files (in user mode, the user's own malware) rolling back both, or
+// removing the version file, which is taken as a store seen for the first
+// time (logged as a warning).
 package file
 
 import (
@@ -19,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -52,6 +75,9 @@ type Store struct {
 	path   string
 	header document // version, kdf and check; Items unused
 
+	versionPath string
+	log         *slog.Logger
+
 	// writeMu serialises mutations for the whole build-write-swap sequence,
 	// while readers keep using the current state under mu until the swap.
 	writeMu sync.Mutex
@@ -59,9 +85,17 @@ type Store struct {
 
 	mu     sync.RWMutex
 	aead   cipher.AEAD
-	items  map[string]map[string]sealed // service -> target -> sealed item
-	onDisk os.FileInfo                  // the file as last read or written
-	closed bool
+	macKey []byte
+	// counter is the version last read or written; legacy means the file
+	// had no integrity record yet.
+	counter uint64
+	legacy  bool
+	// staleVersion: the version file is behind the store file (or belongs
+	// to another store) and is brought up to date once Open has the lock.
+	staleVersion bool
+	items        map[string]map[string]sealed // service -> target -> sealed item
+	onDisk       os.FileInfo                  // the file as last read or written
+	closed       bool
 }
 
 var (
@@ -100,9 +134,48 @@ func OpenWithParams(ctx context.Context, opts backend.Options, params KDFParams)
 	}
 	s, err := load(opts)
 	if errors.Is(err, ErrNoStore) && opts.Create {
-		return create(ctx, opts, params)
+		s, err = create(ctx, opts, params)
 	}
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	if s.staleVersion {
+		s.syncVersion(ctx)
+	}
+	if s.legacy {
+		s.log.Info("file store has no whole-store integrity record yet; it gets one on the next write", "store", s.path)
+	}
+	return s, nil
+}
+
+func versionPath(opts backend.Options) string {
+	if opts.VersionPath != "" {
+		return opts.VersionPath
+	}
+	return opts.Path + ".version"
+}
+
+func logger(opts backend.Options) *slog.Logger {
+	if opts.Logger != nil {
+		return opts.Logger
+	}
+	return slog.Default()
+}
+
+// syncVersion records the version of a store file that is newer than the
+// version file (a crash after the store was written, or a version file that
+// was lost). Failing only weakens rollback detection, so it is logged.
+func (s *Store) syncVersion(ctx context.Context) {
+	unlockFile, err := fsx.Lock(ctx, s.path)
+	if err != nil {
+		s.log.Warn("file store: could not record its version", "version_file", s.versionPath, "err", err)
+		return
+	}
+	defer unlockFile()
+	if err := writeVersion(s.versionPath, versionDoc{Store: storeID(s.header), Counter: s.counter}); err != nil {
+		s.log.Warn("file store: could not record its version", "version_file", s.versionPath, "err", err)
+	}
+	s.staleVersion = false
 }
 
 // Exists reports whether a store file is at path.
@@ -122,6 +195,12 @@ func Exists(path string) (bool, error) {
 // load reads and unlocks an existing file; it returns ErrNoStore when absent.
 func load(opts backend.Options) (*Store, error) {
 	path := opts.Path
+	// Before the store file: a writer replaces the store first and the
+	// version file second, so a version read now is never ahead of the store.
+	known, haveKnown, err := readVersion(versionPath(opts))
+	if err != nil {
+		return nil, fmt.Errorf("file store %s: %w", path, err)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, storeErr(path, ErrNoStore, "", nil)
@@ -148,16 +227,19 @@ func load(opts backend.Options) (*Store, error) {
 	if err != nil {
 		return nil, storeErr(path, ErrCorrupt, err.Error(), nil)
 	}
-	aead, err := unlock(doc, opts)
+	aead, macKey, err := unlock(doc, opts)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		path:   path,
-		header: document{Version: doc.Version, KDF: doc.KDF, Check: doc.Check},
-		aead:   aead,
-		items:  make(map[string]map[string]sealed),
-		onDisk: fi,
+		path:        path,
+		header:      document{Version: doc.Version, KDF: doc.KDF, Check: doc.Check},
+		versionPath: versionPath(opts),
+		log:         logger(opts),
+		aead:        aead,
+		macKey:      macKey,
+		items:       make(map[string]map[string]sealed),
+		onDisk:      fi,
 	}
 	for _, it := range doc.Items {
 		sl := sealed{Nonce: it.Nonce, Ciphertext: it.Ciphertext}
@@ -169,39 +251,62 @@ func load(opts backend.Options) (*Store, error) {
 		}
 		s.items[it.Service][it.Target] = sl
 	}
+	if s.staleVersion, err = s.verifyIntegrity(doc, known, haveKnown); err != nil {
+		return nil, err
+	}
+	if s.staleVersion && haveKnown && known.Store != storeID(s.header) {
+		s.log.Warn("file store: the version file belonged to another store; it now records this one",
+			"store", path, "version_file", s.versionPath)
+	}
 	return s, nil
 }
 
 // unlock derives the key the document asks for and proves it with the check
 // record.
-func unlock(doc *document, opts backend.Options) (cipher.AEAD, error) {
+func unlock(doc *document, opts backend.Options) (cipher.AEAD, []byte, error) {
 	var key []byte
 	switch doc.KDF.Alg {
 	case algArgon2id:
 		if len(opts.Passphrase) == 0 {
-			return nil, storeErr(opts.Path, ErrWrongPassphrase, "this store is unlocked with a passphrase, not a key", nil)
+			return nil, nil, storeErr(opts.Path, ErrWrongPassphrase, "this store is unlocked with a passphrase, not a key", nil)
 		}
 		params, err := doc.KDF.params()
 		if err != nil {
-			return nil, storeErr(opts.Path, ErrCorrupt, err.Error(), nil)
+			return nil, nil, storeErr(opts.Path, ErrCorrupt, err.Error(), nil)
 		}
 		key = deriveKey(opts.Passphrase, doc.KDF.Salt, params)
 	case algRawKey:
 		if len(opts.Key) == 0 {
-			return nil, storeErr(opts.Path, ErrWrongPassphrase, "this store is unlocked with a key file (system mode), not a passphrase", nil)
+			return nil, nil, storeErr(opts.Path, ErrWrongPassphrase, "this store is unlocked with a key file (system mode), not a passphrase", nil)
 		}
 		key = append([]byte{}, opts.Key...)
 	}
-	aead, err := chacha20poly1305.NewX(key)
-	clear(key)
+	aead, macKey, err := newKeys(key)
 	if err != nil {
-		return nil, fmt.Errorf("file store %s: %w", opts.Path, err)
+		return nil, nil, fmt.Errorf("file store %s: %w", opts.Path, err)
 	}
 	plain, err := aead.Open(nil, doc.Check.Nonce, doc.Check.Ciphertext, []byte(checkAD))
 	if err != nil || string(plain) != checkPlaintext {
-		return nil, storeErr(opts.Path, ErrWrongPassphrase, "", nil)
+		clear(macKey)
+		return nil, nil, storeErr(opts.Path, ErrWrongPassphrase, "", nil)
 	}
-	return aead, nil
+	return aead, macKey, nil
+}
+
+// newKeys makes the item cipher and the store MAC key from the store key,
+// and zeroes the store key.
+func newKeys(key []byte) (cipher.AEAD, []byte, error) {
+	defer clear(key)
+	macKey, err := deriveMACKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		clear(macKey)
+		return nil, nil, err
+	}
+	return aead, macKey, nil
 }
 
 // create makes a new, empty store. It holds the file lock and looks again
@@ -237,8 +342,7 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 		hdr.KDF = kdfDoc{Alg: algArgon2id, Salt: salt, Time: uint64(params.Time), MemoryKiB: uint64(params.MemoryKiB), Threads: uint64(params.Threads)}
 		key = deriveKey(opts.Passphrase, salt, params)
 	}
-	aead, err := chacha20poly1305.NewX(key)
-	clear(key)
+	aead, macKey, err := newKeys(key)
 	if err != nil {
 		return nil, fmt.Errorf("file store %s: %w", path, err)
 	}
@@ -246,8 +350,9 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 	rand.Read(nonce)
 	hdr.Check = &sealed{Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, []byte(checkPlaintext), []byte(checkAD))}
 
-	s := &Store{path: path, header: hdr, aead: aead, items: make(map[string]map[string]sealed)}
-	data, err := s.marshal(s.items)
+	s := &Store{path: path, header: hdr, versionPath: versionPath(opts), log: logger(opts),
+		aead: aead, macKey: macKey, items: make(map[string]map[string]sealed)}
+	data, err := s.marshal(s.items, s.counter)
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +361,11 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 	}
 	if s.onDisk, err = os.Stat(path); err != nil {
 		return nil, fmt.Errorf("file store %s: %w: %w", path, backend.ErrUnavailable, err)
+	}
+	// A version file left by an earlier store at this path now records
+	// this one; until then it would refuse the new store as a rollback.
+	if err := writeVersion(s.versionPath, versionDoc{Store: storeID(hdr), Counter: s.counter}); err != nil {
+		s.log.Warn("file store: could not record its version", "version_file", s.versionPath, "err", err)
 	}
 	return s, nil
 }
@@ -397,7 +507,8 @@ func (s *Store) Delete(ctx context.Context, service string, targets []string) er
 // On any error, including an injected one, neither the file nor the
 // in-memory state changes. Callers hold writeMu.
 func (s *Store) commit(ctx context.Context, op string, next map[string]map[string]sealed, injected error) error {
-	data, err := s.marshal(next)
+	counter := s.counter + 1
+	data, err := s.marshal(next, counter)
 	if err != nil {
 		return err
 	}
@@ -423,8 +534,14 @@ func (s *Store) commit(ctx context.Context, op string, next map[string]map[strin
 	// ErrModified rather than guess.
 	written, _ := os.Stat(s.path)
 	s.mu.Lock()
-	s.items, s.onDisk = next, written
+	s.items, s.onDisk, s.counter, s.legacy = next, written, counter, false
 	s.mu.Unlock()
+	// The store is written; a version file left behind only weakens rollback
+	// detection until the next write, so a failure here is not the batch's.
+	if err := writeVersion(s.versionPath, versionDoc{Store: storeID(s.header), Counter: counter}); err != nil {
+		s.log.Warn("file store: could not record its version; a rollback to the previous version would go unnoticed until the next write",
+			"version_file", s.versionPath, "err", err)
+	}
 	return nil
 }
 
@@ -444,6 +561,8 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.aead = nil
+	clear(s.macKey)
+	s.macKey = nil
 	s.items = nil
 	return nil
 }
@@ -469,8 +588,9 @@ func (s *Store) open(service, target string, sl sealed) (backend.Item, error) {
 	return backend.Item{Target: target, Value: value, Attributes: attrs}, nil
 }
 
-func (s *Store) marshal(items map[string]map[string]sealed) ([]byte, error) {
+func (s *Store) marshal(items map[string]map[string]sealed, counter uint64) ([]byte, error) {
 	doc := s.header
+	doc.Integrity = &integrityDoc{Counter: counter, MAC: storeMAC(s.macKey, s.header, counter, items)}
 	doc.Items = make([]itemDoc, 0, len(items))
 	for _, service := range slices.Sorted(maps.Keys(items)) {
 		for _, target := range slices.Sorted(maps.Keys(items[service])) {

@@ -19,12 +19,17 @@ import (
 //	{"version":1,
 //	 "kdf":{"alg":"argon2id","salt":..,"time":3,"memory_kib":65536,"threads":4},
 //	 "check":{"nonce":..,"ciphertext":..},
-//	 "items":[{"service":..,"target":..,"nonce":..,"ciphertext":..}]}
+//	 "items":[{"service":..,"target":..,"nonce":..,"ciphertext":..}],
+//	 "integrity":{"counter":7,"mac":..}}
+//
+// Stores written before the integrity record existed lack it; they open, and
+// get one on their next write (see integrity.go).
 type document struct {
-	Version int       `json:"version"`
-	KDF     kdfDoc    `json:"kdf"`
-	Check   *sealed   `json:"check"`
-	Items   []itemDoc `json:"items"`
+	Version   int           `json:"version"`
+	KDF       kdfDoc        `json:"kdf"`
+	Check     *sealed       `json:"check"`
+	Items     []itemDoc     `json:"items"`
+	Integrity *integrityDoc `json:"integrity,omitempty"`
 }
 
 // kdfDoc uses wide integers so that absurd values parse and are then refused
@@ -242,6 +247,9 @@ func parseDocument(data []byte) (*document, error) {
 	case algRawKey:
 	default:
 		return nil, fmt.Errorf("unknown key derivation %q", doc.KDF.Alg)
+	}
+	if doc.Integrity != nil && len(doc.Integrity.MAC) != macSize {
+		return nil, fmt.Errorf("integrity record: MAC is %d bytes, want %d", len(doc.Integrity.MAC), macSize)
 	}
 	type name struct{ service, target string }
 	seen := make(map[name]bool, len(doc.Items))
