@@ -6,9 +6,13 @@ package peer
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -224,4 +228,166 @@ func capArgs(argv []string, limit int) []string {
 		}
 	}
 	return argv
+}
+
+// Code signature parsing. The kernel enforces a process's code against the
+// code directory (CD) it loaded at exec and reports that directory's hash
+// (the cdhash, csops CS_OPS_CDHASH). A file whose signature holds a CD with
+// the same hash describes the same code page for page, so finding the
+// kernel's cdhash among a file's CDs proves the file opened by name is the
+// image the process runs, not something put under that name since.
+
+// Mach-O constants (<mach-o/loader.h>, <kern/cs_blobs.h>).
+const (
+	machMagic32        = 0xfeedface
+	machMagic64        = 0xfeedfacf
+	lcCodeSignature    = 0x1d
+	csMagicEmbedded    = 0xfade0cc0 // CSMAGIC_EMBEDDED_SIGNATURE
+	csMagicCodeDir     = 0xfade0c02 // CSMAGIC_CODEDIRECTORY
+	csSlotCodeDir      = 0
+	csSlotAltCodeDir   = 0x1000 // CSSLOT_ALTERNATE_CODEDIRECTORIES, five of them
+	csSlotAltCodeDirs  = 5
+	cdHashLen          = 20 // CS_CDHASH_LEN
+	csHashTypeSHA1     = 1
+	csHashTypeSHA256   = 2
+	csHashTypeSHA256T  = 3 // SHA-256 truncated
+	csHashTypeSHA384   = 4
+	maxLoadCommands    = 1 << 20
+	maxSignatureLength = 64 << 20
+)
+
+var errNoSignature = errors.New("the executable has no code signature")
+
+// cdHashes returns the cdhash of every code directory in the Mach-O image
+// that starts at offset off of r (a slice of a universal file, or 0).
+func cdHashes(r io.ReaderAt, off int64) ([][cdHashLen]byte, error) {
+	var hdr [32]byte
+	if _, err := r.ReadAt(hdr[:28], off); err != nil {
+		return nil, fmt.Errorf("Mach-O header: %w", err)
+	}
+	le := binary.LittleEndian
+	var hdrSize int64
+	switch le.Uint32(hdr[:]) {
+	case machMagic64:
+		hdrSize = 32
+	case machMagic32:
+		hdrSize = 28
+	default:
+		return nil, fmt.Errorf("not a little-endian Mach-O image at offset %d", off)
+	}
+	ncmds, sizeofcmds := le.Uint32(hdr[16:]), le.Uint32(hdr[20:])
+	if ncmds > maxLoadCommands || sizeofcmds > maxLoadCommands*8 {
+		return nil, fmt.Errorf("Mach-O header claims %d load commands in %d bytes", ncmds, sizeofcmds)
+	}
+	cmds := make([]byte, sizeofcmds)
+	if _, err := r.ReadAt(cmds, off+hdrSize); err != nil {
+		return nil, fmt.Errorf("Mach-O load commands: %w", err)
+	}
+	var sigOff, sigLen uint32
+	found := false
+	for i, p := uint32(0), 0; i < ncmds; i++ {
+		if p+8 > len(cmds) {
+			return nil, errors.New("Mach-O load commands overrun their size")
+		}
+		cmd, size := le.Uint32(cmds[p:]), int(le.Uint32(cmds[p+4:]))
+		if size < 8 || p+size > len(cmds) {
+			return nil, fmt.Errorf("Mach-O load command %d has size %d", i, size)
+		}
+		if cmd == lcCodeSignature {
+			if size < 16 {
+				return nil, errors.New("LC_CODE_SIGNATURE too short")
+			}
+			sigOff, sigLen, found = le.Uint32(cmds[p+8:]), le.Uint32(cmds[p+12:]), true
+		}
+		p += size
+	}
+	if !found {
+		return nil, errNoSignature
+	}
+	if sigLen < 12 || sigLen > maxSignatureLength {
+		return nil, fmt.Errorf("code signature of %d bytes", sigLen)
+	}
+	sig := make([]byte, sigLen)
+	if _, err := r.ReadAt(sig, off+int64(sigOff)); err != nil {
+		return nil, fmt.Errorf("code signature: %w", err)
+	}
+	return superBlobCDHashes(sig)
+}
+
+// superBlobCDHashes hashes the code directories of an embedded signature
+// (a big-endian SuperBlob).
+func superBlobCDHashes(sig []byte) ([][cdHashLen]byte, error) {
+	be := binary.BigEndian
+	if len(sig) < 12 || be.Uint32(sig) != csMagicEmbedded {
+		return nil, errors.New("the code signature is not an embedded signature SuperBlob")
+	}
+	length, count := be.Uint32(sig[4:]), be.Uint32(sig[8:])
+	if int64(length) > int64(len(sig)) || int64(count) > (int64(len(sig))-12)/8 {
+		return nil, fmt.Errorf("SuperBlob of %d bytes with %d entries does not fit its %d bytes", length, count, len(sig))
+	}
+	sig = sig[:length]
+	var out [][cdHashLen]byte
+	for i := range int(count) {
+		typ, at := be.Uint32(sig[12+8*i:]), be.Uint32(sig[16+8*i:])
+		if typ != csSlotCodeDir && (typ < csSlotAltCodeDir || typ >= csSlotAltCodeDir+csSlotAltCodeDirs) {
+			continue
+		}
+		if int64(at)+8 > int64(len(sig)) || be.Uint32(sig[at:]) != csMagicCodeDir {
+			return nil, fmt.Errorf("code directory %d at %d is not a code directory", i, at)
+		}
+		n := be.Uint32(sig[at+4:])
+		if n < 38 || int64(at)+int64(n) > int64(len(sig)) {
+			return nil, fmt.Errorf("code directory %d of %d bytes at %d does not fit", i, n, at)
+		}
+		cd := sig[at : at+n]
+		var sum []byte
+		switch cd[37] { // hashType
+		case csHashTypeSHA1:
+			s := sha1.Sum(cd)
+			sum = s[:]
+		case csHashTypeSHA256, csHashTypeSHA256T:
+			s := sha256.Sum256(cd)
+			sum = s[:]
+		case csHashTypeSHA384:
+			s := sha512.Sum384(cd)
+			sum = s[:]
+		default:
+			continue // a hash type the kernel could not have chosen either
+		}
+		var h [cdHashLen]byte
+		copy(h[:], sum)
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		return nil, errNoSignature
+	}
+	return out, nil
+}
+
+// Code signing status flags (<kern/cs_blobs.h>).
+const (
+	csValid    = 0x00000001
+	csDebugged = 0x10000000
+	csSigned   = 0x20000000
+)
+
+// codeSigningTampering reads the kernel's code signing flags: a signed
+// process whose signature went invalid runs pages that differ from its
+// binary, and one marked debugged has had a debugger (or a task port
+// holder) able to change its memory.
+func codeSigningTampering(flags uint32) string {
+	switch {
+	case flags&csDebugged != 0:
+		return "the process has been under a debugger (the kernel marks its code signature as debugged), so its memory may differ from its binary"
+	case flags&csSigned != 0 && flags&csValid == 0:
+		return "the process's code signature is no longer valid: it runs code that differs from its signed binary"
+	}
+	return ""
+}
+
+// changedAfter reports whether a file's ctime (seconds, nanoseconds) is
+// later than a process start time (seconds, microseconds, as kinfo_proc
+// keeps it).
+func changedAfter(ctimeSec, ctimeNsec, startSec, startUsec int64) bool {
+	return ctimeSec > startSec || ctimeSec == startSec && ctimeNsec > startUsec*1000
 }

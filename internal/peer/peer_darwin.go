@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,8 @@ var libproc struct {
 	err     error
 	pidinfo uintptr // int proc_pidinfo(int pid, int flavor, uint64_t arg, void *buf, int size)
 	pidpath uintptr // int proc_pidpath(int pid, void *buf, uint32_t size)
+	// int csops_audittoken(pid_t pid, unsigned int ops, void *buf, size_t size, audit_token_t *token)
+	csops uintptr
 }
 
 // proc_pidinfo flavors (<sys/proc_info.h>, <sys/proc_info_private.h>).
@@ -38,7 +41,9 @@ func loadLibproc() error {
 			libproc.err = fmt.Errorf("load libSystem for peer verification: %w", err)
 			return
 		}
-		for name, p := range map[string]*uintptr{"proc_pidinfo": &libproc.pidinfo, "proc_pidpath": &libproc.pidpath} {
+		for name, p := range map[string]*uintptr{
+			"proc_pidinfo": &libproc.pidinfo, "proc_pidpath": &libproc.pidpath, "csops_audittoken": &libproc.csops,
+		} {
 			if *p, err = purego.Dlsym(h, name); err != nil {
 				libproc.err = fmt.Errorf("libSystem has no %s: %w", name, err)
 				return
@@ -73,6 +78,38 @@ func procPIDInfo(pid int, flavor int, buf []byte) error {
 		return fmt.Errorf("proc_pidinfo flavor %d returned %d bytes, want %d", flavor, n, len(buf))
 	}
 	return nil
+}
+
+// csops operations (<sys/codesign.h>).
+const (
+	csOpsStatus    = 0
+	csOpsCDHash    = 5
+	csOpsPIDOffset = 6
+)
+
+// csops asks the kernel about the code signature of the process the token
+// names. The kernel itself checks that pid and pidversion still match, so
+// the answer can only be about the process that connected (ESRCH otherwise).
+func csops(tok auditToken, op int, buf []byte) error {
+	if err := loadLibproc(); err != nil {
+		return err
+	}
+	w := tok.words()
+	r, _, e := purego.SyscallN(libproc.csops, uintptr(tok.PID), uintptr(op),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), uintptr(unsafe.Pointer(&w[0])))
+	if int32(r) != 0 {
+		return errnoOf(e)
+	}
+	return nil
+}
+
+// csStatus returns the process's code signing flags.
+func csStatus(tok auditToken) (uint32, error) {
+	var b [4]byte
+	if err := csops(tok, csOpsStatus, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b[:]), nil
 }
 
 // pidVersion is the current pidversion of whatever process has pid now.
@@ -231,7 +268,68 @@ func (p *Peer) OpenExe() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open executable of peer pid %d: %w", p.PID, err)
 	}
+	if err := p.sameCode(f); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+// sameCode proves that f, opened by name, holds the code the peer runs: the
+// kernel's cdhash for the process must be the hash of one of the code
+// directories in f's signature (at the slice the kernel loaded). A file put
+// under the name since holds other code and is refused as a changed image.
+//
+// A process without a cdhash (an unsigned x86_64 binary, natively or under
+// Rosetta) cannot be checked this way. Then a file whose inode changed
+// (ctime) after the process started is refused: putting another file
+// under the name (rename, link) changes its ctime. What is left is a
+// file changed within the same microsecond as the exec, see
+// docs/threat-model.md.
+func (p *Peer) sameCode(f *os.File) error {
+	var want [cdHashLen]byte
+	err := csops(p.exec.tok, csOpsCDHash, want[:])
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return fmt.Errorf("peer pid %d has exited or exec'd: %w", p.PID, ErrGone)
+	case err != nil || want == [cdHashLen]byte{}:
+		return p.notChangedSinceStart(f)
+	}
+	var off [8]byte
+	if err := csops(p.exec.tok, csOpsPIDOffset, off[:]); err != nil {
+		return fmt.Errorf("code signature of peer pid %d: slice offset: %w", p.PID, err)
+	}
+	have, err := cdHashes(f, int64(binary.LittleEndian.Uint64(off[:])))
+	if err != nil {
+		return fmt.Errorf("the file at the executable path of peer pid %d is not the code the process runs (%v): %w", p.PID, err, ErrGone)
+	}
+	for _, h := range have {
+		if h == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("the file at the executable path of peer pid %d holds other code than the process runs (it was replaced since the process started): %w", p.PID, ErrGone)
+}
+
+// notChangedSinceStart refuses f when its inode changed after the peer
+// started.
+func (p *Peer) notChangedSinceStart(f *os.File) error {
+	k, err := unix.SysctlKinfoProc("kern.proc.pid", p.PID)
+	if err != nil {
+		return fmt.Errorf("start time of peer pid %d: %w", p.PID, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat executable of peer pid %d: %w", p.PID, err)
+	}
+	if err := p.Alive(); err != nil {
+		return err // the start time may be another process's
+	}
+	start := k.Proc.P_starttime
+	if changedAfter(st.Ctim.Sec, st.Ctim.Nsec, start.Sec, int64(start.Usec)) {
+		return fmt.Errorf("the file at the executable path of peer pid %d changed after the process started, so it may not be what the process runs; restart the program: %w", p.PID, ErrGone)
+	}
+	return nil
 }
 
 // ExeLink returns the path of the peer's executable, for showing to users.

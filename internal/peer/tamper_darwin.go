@@ -34,6 +34,11 @@ func (p *Peer) inspect() (string, error) {
 	if tracer != 0 {
 		return tracedMessage(tracer), nil
 	}
+	if st, err := csStatus(p.exec.tok); err == nil {
+		if reason := codeSigningTampering(st); reason != "" {
+			return reason, nil
+		}
+	}
 	b, err := unix.SysctlRaw("kern.procargs2", p.PID)
 	if err != nil {
 		return "", fmt.Errorf("check the environment of peer pid %d for loader variables: sysctl kern.procargs2: %w", p.PID, err)
