@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -241,23 +240,93 @@ func (a *cfAPI) goBytes(ref uintptr) ([]byte, bool) {
 
 func (a *cfAPI) get(d, key uintptr) uintptr { return call(a.dictGetValue, d, key) }
 
-// Backend is the macOS Keychain store.
-type Backend struct {
-	cf     *cfAPI
-	layout layout
-	fault  backend.Fault
-
-	// mu makes each batch atomic towards the other calls of this daemon:
-	// readers never see half of a batch or its rollback.
-	mu     sync.RWMutex
-	closed bool
+// copyOne runs SecItemCopyMatching for one item with its data and
+// attributes.
+func (a *cfAPI) copyOne(q dict) (value, generic []byte, st int32, err error) {
+	ref, err := a.build(q)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer call(a.release, ref)
+	var res uintptr
+	if st := status(a.itemCopyMatching, ref, uintptr(unsafe.Pointer(&res))); st != errSecSuccess {
+		return nil, nil, st, nil
+	}
+	defer call(a.release, res)
+	if a.typeOf(res) != a.dictType {
+		return nil, nil, 0, errors.New("unexpected result type")
+	}
+	value, ok := a.goBytes(a.get(res, a.syms[kSecValueData]))
+	if !ok {
+		return nil, nil, 0, errors.New("the item has no data")
+	}
+	generic, _ = a.goBytes(a.get(res, a.syms[kSecAttrGeneric]))
+	return value, generic, errSecSuccess, nil
 }
 
-// Options configure Open.
-type Options struct {
-	// Prefix replaces DefaultPrefix; tests use their own to stay apart
-	// from real items.
-	Prefix string
+// copyAccounts runs SecItemCopyMatching for every item of a query,
+// attributes only, and returns their accounts.
+func (a *cfAPI) copyAccounts(q dict) ([]string, int32, error) {
+	ref, err := a.build(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer call(a.release, ref)
+	var res uintptr
+	if st := status(a.itemCopyMatching, ref, uintptr(unsafe.Pointer(&res))); st != errSecSuccess {
+		return nil, st, nil
+	}
+	defer call(a.release, res)
+	var dicts []uintptr
+	switch a.typeOf(res) {
+	case a.arrayType:
+		for i := range int(call(a.arrayGetCount, res)) {
+			dicts = append(dicts, call(a.arrayGetValueAtIndex, res, uintptr(i)))
+		}
+	case a.dictType:
+		dicts = []uintptr{res}
+	default:
+		return nil, 0, errors.New("unexpected result type")
+	}
+	var out []string
+	for _, d := range dicts {
+		if account, ok := a.goString(a.get(d, a.syms[kSecAttrAccount])); ok {
+			out = append(out, account)
+		}
+	}
+	return out, errSecSuccess, nil
+}
+
+func (a *cfAPI) update(key, attrs dict) (int32, error) {
+	k, err := a.build(key)
+	if err != nil {
+		return 0, err
+	}
+	defer call(a.release, k)
+	u, err := a.build(attrs)
+	if err != nil {
+		return 0, err
+	}
+	defer call(a.release, u)
+	return status(a.itemUpdate, k, u), nil
+}
+
+func (a *cfAPI) add(q dict) (int32, error) {
+	ref, err := a.build(q)
+	if err != nil {
+		return 0, err
+	}
+	defer call(a.release, ref)
+	return status(a.itemAdd, ref, 0), nil
+}
+
+func (a *cfAPI) delete(key dict) (int32, error) {
+	ref, err := a.build(key)
+	if err != nil {
+		return 0, err
+	}
+	defer call(a.release, ref)
+	return status(a.itemDelete, ref), nil
 }
 
 // Register adds the keychain backend to r.
@@ -276,309 +345,5 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	return &Backend{cf: cf, layout: layout{prefix: opts.Prefix}}, nil
-}
-
-// InjectFault implements backend.FaultInjector for the conformance tests.
-func (b *Backend) InjectFault(afterOps int, err error) { b.fault.Arm(afterOps, err) }
-
-func (b *Backend) usable(ctx context.Context) error {
-	if b.closed {
-		return fmt.Errorf("keychain: the backend is closed: %w", backend.ErrUnavailable)
-	}
-	return ctx.Err()
-}
-
-// Ready lists a service nobody uses, which fails when the keychain is
-// locked or missing, so the daemon says so at start.
-func (b *Backend) Ready(ctx context.Context) error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if err := b.usable(ctx); err != nil {
-		return err
-	}
-	_, err := b.accounts("keychain-auth readiness probe")
-	return err
-}
-
-// read returns one item, value and attributes from the same write.
-func (b *Backend) read(service, target string) (backend.Item, error) {
-	q, err := b.cf.build(b.layout.getQuery(service, target))
-	if err != nil {
-		return backend.Item{}, err
-	}
-	defer call(b.cf.release, q)
-	var res uintptr
-	if err := statusError("read "+service+"/"+target, status(b.cf.itemCopyMatching, q, uintptr(unsafe.Pointer(&res)))); err != nil {
-		return backend.Item{}, err
-	}
-	defer call(b.cf.release, res)
-	if b.cf.typeOf(res) != b.cf.dictType {
-		return backend.Item{}, fmt.Errorf("keychain: read %s/%s: unexpected result type", service, target)
-	}
-	value, ok := b.cf.goBytes(b.cf.get(res, b.cf.syms[kSecValueData]))
-	if !ok {
-		return backend.Item{}, fmt.Errorf("keychain: read %s/%s: the item has no data", service, target)
-	}
-	generic, _ := b.cf.goBytes(b.cf.get(res, b.cf.syms[kSecAttrGeneric]))
-	attrs, err := decodeAttrs(generic)
-	if err != nil {
-		return backend.Item{}, fmt.Errorf("%w (item %s/%s)", err, service, target)
-	}
-	return backend.Item{Target: target, Value: value, Attributes: attrs}, nil
-}
-
-// accounts lists the targets of a service.
-func (b *Backend) accounts(service string) ([]string, error) {
-	q, err := b.cf.build(b.layout.listQuery(service))
-	if err != nil {
-		return nil, err
-	}
-	defer call(b.cf.release, q)
-	var res uintptr
-	err = statusError("list "+service, status(b.cf.itemCopyMatching, q, uintptr(unsafe.Pointer(&res))))
-	if errors.Is(err, backend.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer call(b.cf.release, res)
-	var dicts []uintptr
-	switch b.cf.typeOf(res) {
-	case b.cf.arrayType:
-		n := int(call(b.cf.arrayGetCount, res))
-		for i := range n {
-			dicts = append(dicts, call(b.cf.arrayGetValueAtIndex, res, uintptr(i)))
-		}
-	case b.cf.dictType:
-		dicts = []uintptr{res}
-	default:
-		return nil, fmt.Errorf("keychain: list %s: unexpected result type", service)
-	}
-	var out []string
-	for _, d := range dicts {
-		if account, ok := b.cf.goString(b.cf.get(d, b.cf.syms[kSecAttrAccount])); ok {
-			out = append(out, account)
-		}
-	}
-	return out, nil
-}
-
-// Get returns one item.
-func (b *Backend) Get(ctx context.Context, service, target string) (backend.Item, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if err := b.usable(ctx); err != nil {
-		return backend.Item{}, err
-	}
-	return b.read(service, target)
-}
-
-// List returns the items of service whose target starts with prefix and
-// whose attributes contain attrs, sorted by target.
-func (b *Backend) List(ctx context.Context, service, prefix string, attrs map[string]string) ([]backend.Item, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if err := b.usable(ctx); err != nil {
-		return nil, err
-	}
-	targets, err := b.accounts(service)
-	if err != nil {
-		return nil, err
-	}
-	var out []backend.Item
-	for _, t := range targets {
-		if !strings.HasPrefix(t, prefix) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		it, err := b.read(service, t)
-		if errors.Is(err, backend.ErrNotFound) {
-			continue // removed by another program meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		if backend.MatchAttrs(it.Attributes, attrs) {
-			out = append(out, it)
-		}
-	}
-	return sortedItems(out), nil
-}
-
-// write upserts one item: update when it exists, add when it does not.
-// A rollback passes faults=false: an injected fault must hit the batch,
-// never the restore of it.
-func (b *Backend) write(service string, it backend.Item, faults bool) error {
-	op := "write " + service + "/" + it.Target
-	if faults {
-		if err := b.fault.Step("keychain"); err != nil {
-			return err
-		}
-	}
-	key, err := b.cf.build(b.layout.itemKey(service, it.Target))
-	if err != nil {
-		return err
-	}
-	defer call(b.cf.release, key)
-	c, err := b.layout.contents(service, it)
-	if err != nil {
-		return err
-	}
-	upd, err := b.cf.build(c)
-	if err != nil {
-		return err
-	}
-	defer call(b.cf.release, upd)
-	err = statusError(op, status(b.cf.itemUpdate, key, upd))
-	if !errors.Is(err, backend.ErrNotFound) {
-		return err
-	}
-	aq, err := b.layout.addQuery(service, it)
-	if err != nil {
-		return err
-	}
-	add, err := b.cf.build(aq)
-	if err != nil {
-		return err
-	}
-	defer call(b.cf.release, add)
-	return statusError(op, status(b.cf.itemAdd, add, 0))
-}
-
-// remove deletes one item; faults as for write.
-func (b *Backend) remove(service, target string, faults bool) error {
-	if faults {
-		if err := b.fault.Step("keychain"); err != nil {
-			return err
-		}
-	}
-	key, err := b.cf.build(b.layout.itemKey(service, target))
-	if err != nil {
-		return err
-	}
-	defer call(b.cf.release, key)
-	return statusError("delete "+service+"/"+target, status(b.cf.itemDelete, key))
-}
-
-// prior is what a target held before a batch touched it.
-type prior struct {
-	target string
-	item   backend.Item
-	exists bool
-}
-
-func (b *Backend) snapshot(ctx context.Context, service string, targets []string) ([]prior, error) {
-	out := make([]prior, 0, len(targets))
-	for _, t := range targets {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		it, err := b.read(service, t)
-		switch {
-		case errors.Is(err, backend.ErrNotFound):
-			out = append(out, prior{target: t})
-		case err != nil:
-			return nil, err
-		default:
-			out = append(out, prior{target: t, item: it, exists: true})
-		}
-	}
-	return out, nil
-}
-
-// restore puts back what the first n entries of before held.
-func (b *Backend) restore(service string, before []prior, cause error) error {
-	var failed []string
-	for i := len(before) - 1; i >= 0; i-- {
-		p := before[i]
-		var err error
-		if p.exists {
-			err = b.write(service, p.item, false)
-		} else {
-			err = b.remove(service, p.target, false)
-			if errors.Is(err, backend.ErrNotFound) {
-				err = nil
-			}
-		}
-		if err != nil {
-			failed = append(failed, p.target)
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%w; rolling back also failed for %s, which may now hold the new value or be missing", cause, strings.Join(failed, ", "))
-	}
-	return cause
-}
-
-// Set upserts items; on any failure it restores what the batch changed.
-func (b *Backend) Set(ctx context.Context, service string, items []backend.Item) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.usable(ctx); err != nil {
-		return err
-	}
-	targets := make([]string, len(items))
-	for i, it := range items {
-		targets[i] = it.Target
-	}
-	before, err := b.snapshot(ctx, service, targets)
-	if err != nil {
-		return err
-	}
-	for i, it := range items {
-		if err := ctx.Err(); err != nil {
-			return b.restore(service, before[:i], err)
-		}
-		if err := b.write(service, it, true); err != nil {
-			return b.restore(service, before[:i+1], err)
-		}
-	}
-	return nil
-}
-
-// Delete removes the targets that exist; on any failure it puts back what
-// it removed.
-func (b *Backend) Delete(ctx context.Context, service string, targets []string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.usable(ctx); err != nil {
-		return err
-	}
-	before, err := b.snapshot(ctx, service, targets)
-	if err != nil {
-		return err
-	}
-	var removed []prior
-	for _, p := range before {
-		if !p.exists {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return b.restore(service, removed, err)
-		}
-		err := b.remove(service, p.target, true)
-		if errors.Is(err, backend.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return b.restore(service, removed, err)
-		}
-		removed = append(removed, p)
-	}
-	return nil
-}
-
-// Close makes later calls fail. The keychain itself needs no closing.
-func (b *Backend) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = true
-	return nil
+	return newBackend(cf, opts), nil
 }

@@ -107,7 +107,8 @@ func TestItemsAreGenericPasswordsUnderPrefixedService(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Read it back without the backend: raw service and account.
-	b2 := &Backend{cf: b.cf, layout: layout{}}
+	b2 := newBackend(b.api, Options{Prefix: "-"})
+	b2.layout = layout{}
 	got, err := b2.read(prefix+"aws", "key")
 	if err != nil {
 		t.Fatalf("the item is not at service %q, account %q: %v", prefix+"aws", "key", err)
