@@ -72,7 +72,7 @@ func TestCDHashes(t *testing.T) {
 	img := machO(sig)
 	for _, off := range []int{0, 4096} {
 		file := append(bytes.Repeat([]byte{0xee}, off), img...)
-		got, err := cdHashes(bytes.NewReader(file), int64(off))
+		got, err := cdHashes(bytes.NewReader(file), int64(off), int64(len(file)))
 		if err != nil {
 			t.Fatalf("offset %d: %v", off, err)
 		}
@@ -82,13 +82,18 @@ func TestCDHashes(t *testing.T) {
 	}
 
 	// The wrong slice offset is not a Mach-O image.
-	if _, err := cdHashes(bytes.NewReader(append(make([]byte, 64), img...)), 0); err == nil {
+	if _, err := cdHashes(bytes.NewReader(append(make([]byte, 64), img...)), 0, int64(len(img)+64)); err == nil {
 		t.Error("garbage before the image was parsed as Mach-O")
+	}
+	// A signature that claims to run past the end of the file is refused
+	// before anything is allocated for it.
+	if _, err := cdHashes(bytes.NewReader(img), 0, int64(len(img)-1)); err == nil {
+		t.Error("a signature past the end of the file was accepted")
 	}
 	// No LC_CODE_SIGNATURE: errNoSignature.
 	unsigned := machO(nil)
 	binary.LittleEndian.PutUint32(unsigned[16:], 1) // only the LC_UUID
-	if _, err := cdHashes(bytes.NewReader(unsigned), 0); !errors.Is(err, errNoSignature) {
+	if _, err := cdHashes(bytes.NewReader(unsigned), 0, int64(len(unsigned))); !errors.Is(err, errNoSignature) {
 		t.Errorf("unsigned image: %v, want errNoSignature", err)
 	}
 }
@@ -116,7 +121,7 @@ func FuzzCDHashes(f *testing.F) {
 	f.Add(machO(superBlob([]uint32{csSlotCodeDir}, [][]byte{codeDir(100, csHashTypeSHA256, 1)})))
 	f.Add(machO(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		hashes, err := cdHashes(bytes.NewReader(b), 0)
+		hashes, err := cdHashes(bytes.NewReader(b), 0, int64(len(b)))
 		if err == nil && len(hashes) == 0 {
 			t.Fatal("no error and no cdhash")
 		}

@@ -259,8 +259,9 @@ const (
 var errNoSignature = errors.New("the executable has no code signature")
 
 // cdHashes returns the cdhash of every code directory in the Mach-O image
-// that starts at offset off of r (a slice of a universal file, or 0).
-func cdHashes(r io.ReaderAt, off int64) ([][cdHashLen]byte, error) {
+// that starts at offset off of r (a slice of a universal file, or 0); size
+// is the file's size, which bounds what the headers may claim.
+func cdHashes(r io.ReaderAt, off, size int64) ([][cdHashLen]byte, error) {
 	var hdr [32]byte
 	if _, err := r.ReadAt(hdr[:28], off); err != nil {
 		return nil, fmt.Errorf("Mach-O header: %w", err)
@@ -276,7 +277,7 @@ func cdHashes(r io.ReaderAt, off int64) ([][cdHashLen]byte, error) {
 		return nil, fmt.Errorf("not a little-endian Mach-O image at offset %d", off)
 	}
 	ncmds, sizeofcmds := le.Uint32(hdr[16:]), le.Uint32(hdr[20:])
-	if ncmds > maxLoadCommands || sizeofcmds > maxLoadCommands*8 {
+	if ncmds > maxLoadCommands || int64(sizeofcmds) > size-off-hdrSize {
 		return nil, fmt.Errorf("Mach-O header claims %d load commands in %d bytes", ncmds, sizeofcmds)
 	}
 	cmds := make([]byte, sizeofcmds)
@@ -304,8 +305,8 @@ func cdHashes(r io.ReaderAt, off int64) ([][cdHashLen]byte, error) {
 	if !found {
 		return nil, errNoSignature
 	}
-	if sigLen < 12 || sigLen > maxSignatureLength {
-		return nil, fmt.Errorf("code signature of %d bytes", sigLen)
+	if sigLen < 12 || sigLen > maxSignatureLength || int64(sigOff)+int64(sigLen) > size-off {
+		return nil, fmt.Errorf("code signature of %d bytes at %d in a %d-byte image", sigLen, sigOff, size-off)
 	}
 	sig := make([]byte, sigLen)
 	if _, err := r.ReadAt(sig, off+int64(sigOff)); err != nil {

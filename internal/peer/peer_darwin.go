@@ -299,7 +299,11 @@ func (p *Peer) sameCode(f *os.File) error {
 	if err := csops(p.exec.tok, csOpsPIDOffset, off[:]); err != nil {
 		return fmt.Errorf("code signature of peer pid %d: slice offset: %w", p.PID, err)
 	}
-	have, err := cdHashes(f, int64(binary.LittleEndian.Uint64(off[:])))
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat executable of peer pid %d: %w", p.PID, err)
+	}
+	have, err := cdHashes(f, int64(binary.LittleEndian.Uint64(off[:])), fi.Size())
 	if err != nil {
 		return fmt.Errorf("the file at the executable path of peer pid %d is not the code the process runs (%v): %w", p.PID, err, ErrGone)
 	}
