@@ -8,9 +8,10 @@ import (
 
 // Tampered reports whether the peer runs in a state where its image hash no
 // longer says which code it runs: it is being traced (P_TRACED: a debugger
-// or an injector is attached), or its environment sets a DYLD_ variable that
-// makes the loader bring in other code (DYLD_INSERT_LIBRARIES and the path
-// overrides). reason says which; it is empty when nothing was found.
+// or an injector is attached), its code signature went invalid or was marked
+// debugged, or its environment sets a DYLD_ variable that makes the loader
+// bring in other code (DYLD_INSERT_LIBRARIES and the path overrides). reason
+// says which; it is empty when nothing was found.
 //
 // err is set when the check could not be completed; it wraps ErrGone when
 // the peer exited or exec'd. The environment comes from kern.procargs2,
@@ -78,11 +79,18 @@ func (p *Peer) tracer() (int, error) {
 }
 
 // TracedBy returns the pid of the process tracing the peer (its parent, see
-// tracer), -1 when it is traced by an unknown process, or 0.
+// tracer), -1 when it is traced by an unknown process or the kernel has
+// marked its code signature debugged since (a debugger that attached and
+// left between two checks leaves that mark), or 0.
 func (p *Peer) TracedBy() (int, error) {
 	tracer, err := p.tracer()
 	if err != nil {
 		return 0, err
+	}
+	if tracer == 0 {
+		if st, err := csStatus(p.exec.tok); err == nil && st&csDebugged != 0 {
+			tracer = -1
+		}
 	}
 	if err := p.Alive(); err != nil {
 		return 0, err
