@@ -103,10 +103,13 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	home := t.TempDir()
-	run := filepath.Join(home, "run")
-	if err := os.Mkdir(run, 0o700); err != nil {
+	// The runtime dir is outside HOME so the socket path stays short:
+	// t.TempDir under macOS's /var/folders can pass the 104-byte sun_path.
+	run, err := os.MkdirTemp("", "ka-run")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(run) })
 	e := &env{t: t, home: home, socket: filepath.Join(run, "keychain-auth", "agent.sock")}
 	e.vars = []string{
 		"HOME=" + home,

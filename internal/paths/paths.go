@@ -81,7 +81,7 @@ func User(e Env) (Layout, error) {
 		}
 		return filepath.Join(e.Home, fallback), nil
 	}
-	cfgBase, err := xdg("XDG_CONFIG_HOME", ".config")
+	cfgBase, err := xdg("XDG_CONFIG_HOME", userConfigFallback())
 	if err != nil {
 		return Layout{}, err
 	}

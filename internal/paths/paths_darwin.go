@@ -1,10 +1,7 @@
 package paths
 
-import "path/filepath"
+func userConfigFallback() string { return macConfigBase }
 
-// macOS keeps logs under ~/Library/Logs, where Console.app finds them.
-func userAuditDir(e Env, _ string) string {
-	return filepath.Join(e.Home, "Library", "Logs", "keychain-auth")
-}
+func userAuditDir(e Env, _ string) string { return macAuditDir(e) }
 
-func userSocketDefault(e Env) string { return unixUserSocket(e) }
+func userSocketDefault(e Env) string { return macUserSocket(e) }

@@ -1,0 +1,7 @@
+//go:build !darwin
+
+package paths
+
+// userConfigFallback is the config base, relative to the home directory,
+// when XDG_CONFIG_HOME is not set.
+func userConfigFallback() string { return ".config" }
