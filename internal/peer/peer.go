@@ -74,8 +74,11 @@ func (p *Peer) Close() error {
 }
 
 // TracedReason says, for the peer and the log, that thread tid of process
-// pid is traced by tracer.
+// pid is traced by tracer (negative: by an unknown tracer).
 func TracedReason(tracer, tid, pid int) string {
+	if tracer < 0 {
+		return "the process is being traced, or was since it was verified (a debugger attached; its tracer is unknown)"
+	}
 	if tid == pid {
 		return fmt.Sprintf("the process is being traced by pid %d (a debugger or another tracer is attached)", tracer)
 	}

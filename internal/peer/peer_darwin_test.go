@@ -80,7 +80,7 @@ func TestFromConnSelf(t *testing.T) {
 	if execed, err := p.Execed(); execed || err != nil {
 		t.Errorf("Execed = %v, %v", execed, err)
 	}
-	if tracer, err := p.TracedBy(); tracer != 0 || err != nil {
+	if tracer, _, err := p.TracedBy(); tracer != 0 || err != nil {
 		t.Errorf("TracedBy = %d, %v", tracer, err)
 	}
 	reason, err := p.Tampered()

@@ -33,7 +33,7 @@ func (p *Peer) inspect() (string, error) {
 		return "", err
 	}
 	if tracer != 0 {
-		return tracedMessage(tracer), nil
+		return TracedReason(tracer, p.PID, p.PID), nil
 	}
 	if st, err := csStatus(p.exec.tok); err == nil {
 		if reason := codeSigningTampering(st); reason != "" {
@@ -49,13 +49,6 @@ func (p *Peer) inspect() (string, error) {
 		return "", fmt.Errorf("check the environment of peer pid %d for loader variables: %w", p.PID, err)
 	}
 	return dyldTampering(pa.Env), nil
-}
-
-func tracedMessage(tracer int) string {
-	if tracer < 0 {
-		return "the process is being traced (a debugger or another tracer is attached)"
-	}
-	return fmt.Sprintf("the process is being traced by pid %d (a debugger or another tracer is attached)", tracer)
 }
 
 // tracer returns 0 when the peer is not traced. When it is, macOS does not
@@ -81,11 +74,12 @@ func (p *Peer) tracer() (int, error) {
 // TracedBy returns the pid of the process tracing the peer (its parent, see
 // tracer), -1 when it is traced by an unknown process or the kernel has
 // marked its code signature debugged since (a debugger that attached and
-// left between two checks leaves that mark), or 0.
-func (p *Peer) TracedBy() (int, error) {
-	tracer, err := p.tracer()
+// left between two checks leaves that mark), or 0. macOS reports tracing
+// per process, so tid is always the peer's pid.
+func (p *Peer) TracedBy() (tracer, tid int, err error) {
+	tracer, err = p.tracer()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if tracer == 0 {
 		if st, err := csStatus(p.exec.tok); err == nil && st&csDebugged != 0 {
@@ -93,7 +87,7 @@ func (p *Peer) TracedBy() (int, error) {
 		}
 	}
 	if err := p.Alive(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return tracer, nil
+	return tracer, p.PID, nil
 }
