@@ -40,6 +40,11 @@ type session struct {
 	// tracerChecked is when tracing was last checked (see tampered).
 	tracerChecked time.Time
 
+	// in counts the reads from the connection; checkedReads is its value at
+	// the last identity re-check (see recheckNeeded).
+	in           *readCounter
+	checkedReads uint64
+
 	mu          sync.Mutex
 	interrupted bool
 }
@@ -72,7 +77,8 @@ func (c *session) setReadDeadline(d time.Time) {
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c := &session{s: s, nc: nc, id: s.nextConn.Add(1)}
 	c.log = s.log.With("conn", c.id)
-	c.r = protocol.NewReader(nc)
+	c.in = &readCounter{r: nc}
+	c.r = protocol.NewReader(c.in)
 	// Once a request has started, it must finish within the line timeout; an
 	// idle connection may wait much longer for its next request.
 	c.r.OnLineStart(func() { c.setReadDeadline(time.Now().Add(s.opts.LineTimeout)) })
@@ -307,6 +313,31 @@ func (c *session) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// readCounter counts the reads that returned bytes.
+type readCounter struct {
+	r io.Reader
+	n uint64
+}
+
+func (rc *readCounter) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	if n > 0 {
+		rc.n++
+	}
+	return n, err
+}
+
+// recheckNeeded reports whether the request line just taken from the reader
+// could have been written after the last identity re-check. Every byte of a
+// line that came in a read made before that check was written before the
+// check ran, when the check found the peer still the verified process (an
+// exec, a tracer or an exit since then cannot have written it). Only lines
+// that needed a new read need a new check, so a pipelined batch of requests
+// that arrived in one read is checked once, not once per line.
+func (c *session) recheckNeeded() bool {
+	return c.in.n != c.checkedReads
 }
 
 // readLine reads one request line under the idle and line deadlines.

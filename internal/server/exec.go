@@ -33,9 +33,12 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 		return protocol.Failure(id, reason, msg)
 	}
 
-	if reason, msg := c.recheck(); reason != "" {
-		c.log.Info("peer failed its re-check; closing", "reason", reason)
-		return fail(reason, msg), true
+	if c.recheckNeeded() {
+		if reason, msg := c.recheck(); reason != "" {
+			c.log.Info("peer failed its re-check; closing", "reason", reason)
+			return fail(reason, msg), true
+		}
+		c.checkedReads = c.in.n
 	}
 	if dec := c.identify(ctx); !dec.Allowed() {
 		return fail(dec.Reason, dec.Message), !transient(dec)
