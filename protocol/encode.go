@@ -82,6 +82,25 @@ func WriteResponse(w io.Writer, r *Response) error {
 	return nil
 }
 
+// AppendResponse appends r, encoded as one line, to dst and returns the
+// extended buffer. Replies carry secret values, so no copy is left behind:
+// when dst must grow, the old buffer is cleared. The caller clears the
+// result once it is written.
+func AppendResponse(dst []byte, r *Response) ([]byte, error) {
+	b, err := encodeLine(r.wire())
+	if err != nil {
+		return dst, fmt.Errorf("encode response: %w", err)
+	}
+	defer clear(b)
+	if len(dst)+len(b) > cap(dst) {
+		grown := make([]byte, len(dst), 2*cap(dst)+len(b))
+		copy(grown, dst)
+		clear(dst)
+		dst = grown
+	}
+	return append(dst, b...), nil
+}
+
 // WriteRequest writes r as one line with a single Write. An empty Type is
 // sent as "REQUEST". It does not validate r (call Validate for a local check)
 // but refuses, writing nothing, a request longer than MaxLineSize, which the

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -45,6 +46,22 @@ func NewReaderLimit(r io.Reader, limit int) *Reader {
 // available and before the rest is read. The daemon uses it to switch from the
 // idle timeout to the shorter deadline for finishing a started line.
 func (r *Reader) OnLineStart(f func()) { r.onStart = f }
+
+// HasLine reports whether a whole line is already buffered, so that Next
+// will return it without reading from the stream. A server uses it to hold
+// its replies while the client's pipelined requests keep coming, and write
+// them together once it would have to wait.
+func (r *Reader) HasLine() bool {
+	if r.err != nil {
+		return false
+	}
+	n := r.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
+}
 
 // Next returns the next line without its '\n'. A '\r' before the newline is
 // kept (it is JSON whitespace, so DecodeRequest accepts it); empty lines are

@@ -45,6 +45,9 @@ type session struct {
 	in           *readCounter
 	checkedReads uint64
 
+	// out holds encoded replies not yet written (see queueReply).
+	out []byte
+
 	mu          sync.Mutex
 	interrupted bool
 }
@@ -301,7 +304,12 @@ func (c *session) serve(ctx context.Context) {
 		}
 		resp, closeAfter := c.handleLine(ctx, line)
 		clearLine(line)
-		if err := c.reply(resp); err != nil {
+		// Replies wait while the client's next request is already here,
+		// and go out together once the daemon would have to wait for more:
+		// one write for a pipelined run instead of one per reply. Each
+		// reply's audit record was written before it was queued.
+		last := closeAfter || c.isInterrupted() || !c.r.HasLine()
+		if err := c.queueReply(resp, last); err != nil {
 			c.log.Debug("cannot write reply", "err", err)
 			return
 		}
@@ -347,8 +355,44 @@ func (c *session) readLine() ([]byte, error) {
 }
 
 func (c *session) reply(resp *protocol.Response) error {
+	if err := c.flushReplies(); err != nil {
+		return err
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return protocol.WriteResponse(c.nc, resp)
+}
+
+// maxQueuedReplies bounds what queueReply holds before it writes anyway.
+const maxQueuedReplies = 64 << 10
+
+// queueReply adds resp to the replies waiting to be written, and writes
+// them all when flush is set or enough have gathered.
+func (c *session) queueReply(resp *protocol.Response, flush bool) error {
+	out, err := protocol.AppendResponse(c.out, resp)
+	c.out = out
+	if err != nil {
+		return err
+	}
+	if flush || len(c.out) >= maxQueuedReplies {
+		return c.flushReplies()
+	}
+	return nil
+}
+
+// flushReplies writes the queued replies and clears their buffer, which
+// held secret values.
+func (c *session) flushReplies() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(c.out)
+	clear(c.out)
+	c.out = c.out[:0]
+	if cap(c.out) > maxQueuedReplies {
+		c.out = nil // a large batch's buffer is not kept for the connection's life
+	}
+	return err
 }
 
 // closeGracefully lets the client read our last reply: closing a socket
