@@ -71,6 +71,18 @@ type Options struct {
 	Create bool
 	// Logger receives the backend's warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// DeriveKey, when set, derives the file backend's key from Passphrase
+	// instead of the backend doing it in this process. The daemon runs the
+	// derivation in a short-lived child process, so that Argon2id's memory
+	// (64 MiB by default) is never part of the long-lived daemon.
+	DeriveKey func(passphrase, salt []byte, p Argon2id) ([]byte, error)
+}
+
+// Argon2id names the parameters of an Argon2id key derivation.
+type Argon2id struct {
+	Time      uint32 // passes over memory
+	MemoryKiB uint32
+	Threads   uint8
 }
 
 // MultiGetter is implemented by backends that fetch many targets in fewer

@@ -52,6 +52,9 @@ type app struct {
 	uid            int
 	// mode is --mode: auto (""), user or system.
 	mode string
+	// noHarden keeps a test process dumpable and its memory unlocked where
+	// a command would harden the process it runs in (derive-key).
+	noHarden bool
 }
 
 func (a *app) env() (paths.Env, error) {
@@ -164,6 +167,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.uninstallSystemCmd(),
 		a.migrateCmd(),
 		a.versionCmd(),
+		a.deriveKeyCmd(),
 	)
 	return root
 }

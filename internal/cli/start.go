@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -177,6 +176,7 @@ func (a *app) openBackend(ctx context.Context, log *slog.Logger, name string, la
 		}
 		defer clear(pass)
 		opts.Passphrase, opts.Create = pass, !exists
+		opts.DeriveKey = deriveKeyInChild
 	}
 	be, err := reg.Open(ctx, name, opts)
 	switch {
@@ -187,12 +187,6 @@ func (a *app) openBackend(ctx context.Context, log *slog.Logger, name string, la
 			"fix it, or start with --backend file to use the encrypted file store deliberately", name, err)
 	case err != nil:
 		return nil, fmt.Errorf("open %s backend: %w", name, err)
-	}
-	if opts.Passphrase != nil {
-		// Argon2id just used 64 MiB that the daemon never needs again;
-		// give it back now rather than keep it for the daemon's life (and,
-		// where memory is locked, locked).
-		debug.FreeOSMemory()
 	}
 	if r, ok := be.(backend.Readier); ok {
 		if err := r.Ready(ctx); err != nil {

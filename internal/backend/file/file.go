@@ -274,7 +274,10 @@ func unlock(doc *document, opts backend.Options) (cipher.AEAD, []byte, error) {
 		if err != nil {
 			return nil, nil, storeErr(opts.Path, ErrCorrupt, err.Error(), nil)
 		}
-		key = deriveKey(opts.Passphrase, doc.KDF.Salt, params)
+		key, err = derive(opts, doc.KDF.Salt, params)
+		if err != nil {
+			return nil, nil, fmt.Errorf("file store %s: %w", opts.Path, err)
+		}
 	case algRawKey:
 		if len(opts.Key) == 0 {
 			return nil, nil, storeErr(opts.Path, ErrWrongPassphrase, "this store is unlocked with a key file (system mode), not a passphrase", nil)
@@ -340,7 +343,10 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 		salt := make([]byte, saltSize)
 		rand.Read(salt)
 		hdr.KDF = kdfDoc{Alg: algArgon2id, Salt: salt, Time: uint64(params.Time), MemoryKiB: uint64(params.MemoryKiB), Threads: uint64(params.Threads)}
-		key = deriveKey(opts.Passphrase, salt, params)
+		var err error
+		if key, err = derive(opts, salt, params); err != nil {
+			return nil, fmt.Errorf("file store %s: %w", path, err)
+		}
 	}
 	aead, macKey, err := newKeys(key)
 	if err != nil {

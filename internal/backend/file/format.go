@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/The-17/keychain-auth/internal/backend"
 )
 
 // The on-disk document. []byte fields are base64 in JSON. Service and target
@@ -123,6 +125,33 @@ func (k kdfDoc) params() (KDFParams, error) {
 		return KDFParams{}, fmt.Errorf("argon2id salt is %d bytes, want %d..64", len(k.Salt), saltSize)
 	}
 	return p, nil
+}
+
+// derive runs the key derivation where opts says: through opts.DeriveKey
+// when set, else here.
+func derive(opts backend.Options, salt []byte, p KDFParams) ([]byte, error) {
+	if opts.DeriveKey == nil {
+		return deriveKey(opts.Passphrase, salt, p), nil
+	}
+	key, err := opts.DeriveKey(opts.Passphrase, salt, backend.Argon2id{Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads})
+	if err == nil && len(key) != keySize {
+		clear(key)
+		err = fmt.Errorf("the key derivation returned %d bytes, want %d", len(key), keySize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("derive the store key: %w", err)
+	}
+	return key, nil
+}
+
+// DeriveKey is Argon2id as the file store uses it, for a process that
+// derives keys on the store's behalf (see backend.Options.DeriveKey).
+func DeriveKey(passphrase, salt []byte, p backend.Argon2id) ([]byte, error) {
+	kp := KDFParams{Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads}
+	if err := kp.validate(); err != nil {
+		return nil, err
+	}
+	return deriveKey(passphrase, salt, kp), nil
 }
 
 func deriveKey(passphrase, salt []byte, p KDFParams) []byte {
