@@ -44,8 +44,9 @@ func (l *lockedBuffer) String() string {
 }
 
 // startDaemon registers this binary for the service "bench" and starts a
-// daemon with the file store, both in a fresh temporary HOME.
-func startDaemon(ctx context.Context) (*daemon, error) {
+// daemon with the given backend, both in a fresh temporary HOME; extraEnv
+// is added to the daemon's environment (a session bus address).
+func startDaemon(ctx context.Context, backendName string, extraEnv ...string) (*daemon, error) {
 	home, err := os.MkdirTemp("", "kab-")
 	if err != nil {
 		return nil, err
@@ -69,6 +70,7 @@ func startDaemon(ctx context.Context) (*daemon, error) {
 		"KEYCHAIN_AUTH_PASSPHRASE=" + hex.EncodeToString(secret),
 		asCLI + "=1",
 	}
+	d.env = append(d.env, extraEnv...)
 	self, err := os.Executable()
 	if err != nil {
 		os.RemoveAll(home)
@@ -80,7 +82,7 @@ func startDaemon(ctx context.Context) (*daemon, error) {
 		os.RemoveAll(home)
 		return nil, fmt.Errorf("register this binary with the bench daemon: %v\n%s", err, out)
 	}
-	d.cmd = exec.Command(self, "start", "--backend", "file")
+	d.cmd = exec.Command(self, "start", "--backend", backendName)
 	d.cmd.Env = d.env
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {

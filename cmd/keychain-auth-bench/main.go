@@ -47,11 +47,16 @@ type options struct {
 }
 
 func main() {
-	if os.Getenv(asCLI) == "1" {
+	// The daemon runs its own image again, with an empty environment, to
+	// derive the file store's key: that child is the CLI too.
+	if os.Getenv(asCLI) == "1" || len(os.Args) == 2 && os.Args[1] == "derive-key" {
 		os.Exit(cli.Main(os.Args))
 	}
 	if os.Getenv(asClient) == "1" {
 		os.Exit(oneShot(os.Args[1:]))
+	}
+	if os.Getenv(asSSInner) == "1" {
+		os.Exit(secretServiceInner())
 	}
 	var o options
 	flag.StringVar(&o.socket, "socket", "", "measure the daemon on this socket instead of starting one")
@@ -84,7 +89,7 @@ func run(o options, out, progress io.Writer) error {
 	defer cancel()
 	b := &bench{opts: o, progress: progress}
 	if o.socket == "" {
-		d, err := startDaemon(ctx)
+		d, err := startDaemon(ctx, "file")
 		if err != nil {
 			return err
 		}

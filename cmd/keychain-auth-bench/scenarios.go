@@ -145,6 +145,7 @@ func (b *bench) runAll(ctx context.Context) []row {
 		{"connect", b.connectSetup},
 		{"flood", b.flood},
 		{"attestation", b.coldAttest},
+		{"secret service", b.secretService},
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
