@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseLayout(t *testing.T) {
@@ -70,4 +72,22 @@ func FuzzParseLayout(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseLayout(b) // must not panic or loop
 	})
+}
+
+// BenchmarkExeced is the per-read exec check: a pread of the pinned
+// /proc/<pid>/maps and of /proc/<pid>/stat, and the layout comparison.
+func BenchmarkExeced(b *testing.B) {
+	p, err := newPeer(&unix.Ucred{Pid: int32(os.Getpid())}, -1, unix.ENOPROTOOPT)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.PinExec(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if execed, err := p.Execed(); execed || err != nil {
+			b.Fatal(execed, err)
+		}
+	}
 }
