@@ -79,6 +79,10 @@ func (r *Record) appendBody(b []byte) []byte {
 	}
 	b = str(b, "binary_path", r.BinaryPath)
 	b = str(b, "binary_hash", r.BinaryHash)
+	if r.TeamID != "" {
+		b = append(b, `,"team_id":`...)
+		b = appendString(b, r.TeamID)
+	}
 	if access || r.Conn != 0 {
 		b = append(b, `,"conn":`...)
 		b = strconv.AppendUint(b, r.Conn, 10)

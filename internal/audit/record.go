@@ -53,8 +53,11 @@ type Record struct {
 	UID        *uint32
 	BinaryPath string
 	BinaryHash string
-	Conn       uint64
-	RequestID  string
+	// TeamID is the caller's code-signing team (macOS), as information;
+	// written only when set.
+	TeamID    string
+	Conn      uint64
+	RequestID string
 	// Details carries event-specific data as a compact JSON object
 	// (policy_change diffs, daemon information).
 	Details json.RawMessage
@@ -102,6 +105,7 @@ type wireRecord struct {
 	UID        *uint32         `json:"uid"`
 	BinaryPath string          `json:"binary_path"`
 	BinaryHash string          `json:"binary_hash"`
+	TeamID     string          `json:"team_id"`
 	Conn       uint64          `json:"conn"`
 	RequestID  string          `json:"request_id"`
 	Details    json.RawMessage `json:"details"`
@@ -123,7 +127,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	*r = Record{
 		Time: t.UTC(), Seq: w.Seq, Event: w.Event, Action: w.Action, Service: w.Service, Match: w.Match,
 		Targets: w.Targets, Result: w.Result, Reason: w.Reason, Message: w.Message, PID: w.PID, UID: w.UID,
-		BinaryPath: w.BinaryPath, BinaryHash: w.BinaryHash, Conn: w.Conn, RequestID: w.RequestID,
+		BinaryPath: w.BinaryPath, BinaryHash: w.BinaryHash, TeamID: w.TeamID, Conn: w.Conn, RequestID: w.RequestID,
 		Prev: w.Prev, Hash: w.Hash,
 	}
 	if len(w.Details) > 0 && !bytes.Equal(w.Details, []byte("null")) {

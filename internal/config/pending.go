@@ -46,12 +46,15 @@ type PendingRecord struct {
 	ParentPath string
 	Cwd        string
 	UID        *uint32
+	// TeamID is the code-signing team of the binary (macOS), for the user
+	// to recognise it; "" where there is none.
+	TeamID string
 
 	extra map[string]json.RawMessage
 }
 
 var pendingKeys = []string{"hash", "path", "command_line", "timestamp", "first_seen", "last_seen",
-	"count", "pid", "ppid", "parent_path", "cwd", "uid"}
+	"count", "pid", "ppid", "parent_path", "cwd", "uid", "team_id"}
 
 // Extra returns a copy of the record's unknown fields, keyed by name.
 func (r *PendingRecord) Extra() map[string]json.RawMessage { return cloneRaw(r.extra) }
@@ -72,6 +75,7 @@ func (r PendingRecord) MarshalJSON() ([]byte, error) {
 		{key: "parent_path", value: r.ParentPath},
 		{key: "cwd", value: r.Cwd},
 		{key: "uid", value: r.UID, omit: r.UID == nil},
+		{key: "team_id", value: r.TeamID, omit: r.TeamID == ""},
 	}, r.extra)
 }
 
@@ -89,6 +93,7 @@ type rawPending struct {
 	ParentPath  string   `json:"parent_path"`
 	Cwd         string   `json:"cwd"`
 	UID         *uint32  `json:"uid"`
+	TeamID      string   `json:"team_id"`
 }
 
 // ParsePending decodes pending.json content as written, without expiring or
@@ -111,7 +116,7 @@ func ParsePending(data []byte, file string) ([]PendingRecord, error) {
 		}
 		rec := PendingRecord{
 			Hash: r.Hash, Path: r.Path, CommandLine: r.CommandLine, Count: r.Count,
-			PID: r.PID, PPID: r.PPID, ParentPath: r.ParentPath, Cwd: r.Cwd, UID: r.UID,
+			PID: r.PID, PPID: r.PPID, ParentPath: r.ParentPath, Cwd: r.Cwd, UID: r.UID, TeamID: r.TeamID,
 		}
 		if !ValidHash(rec.Hash) {
 			return nil, bad("hash", "%q is not \"sha256:\" followed by 64 lowercase hex digits", rec.Hash)
@@ -340,11 +345,15 @@ func RemovePending(ctx context.Context, path, hash string) (rec PendingRecord, f
 	return rec, found, nil
 }
 
+// maxTeamID bounds a team identifier (Apple's are 10 characters).
+const maxTeamID = 64
+
 // trimPending bounds the sizes a hostile caller controls.
 func trimPending(r PendingRecord) PendingRecord {
 	r.Path = truncate(r.Path, maxPendingPath)
 	r.ParentPath = truncate(r.ParentPath, maxPendingPath)
 	r.Cwd = truncate(r.Cwd, maxPendingPath)
+	r.TeamID = truncate(r.TeamID, maxTeamID)
 	args := r.CommandLine
 	r.CommandLine = make([]string, 0, min(len(args), maxCmdArgs+1))
 	budget := maxCmdLineSize

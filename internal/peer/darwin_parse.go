@@ -392,3 +392,33 @@ func codeSigningTampering(flags uint32) string {
 func changedAfter(ctimeSec, ctimeNsec, startSec, startUsec int64) bool {
 	return ctimeSec > startSec || ctimeSec == startSec && ctimeNsec > startUsec*1000
 }
+
+// maxTeamID bounds a team identifier; Apple's are 10 characters.
+const maxTeamID = 64
+
+// parseTeamID reads what csops(CS_OPS_TEAMID) writes: an 8-byte blob header
+// whose second word is the blob's big-endian length (header included),
+// then the identifier with its NUL. Only printable ASCII is accepted: it is
+// shown to users and written to logs.
+func parseTeamID(b []byte) (string, error) {
+	if len(b) < 8 {
+		return "", errors.New("team id: short header")
+	}
+	n := int64(binary.BigEndian.Uint32(b[4:8])) - 8
+	if n <= 1 || n > int64(len(b)-8) || n > maxTeamID+1 {
+		return "", fmt.Errorf("team id: length %d does not fit", n)
+	}
+	id := b[8 : 8+n]
+	if id[len(id)-1] == 0 {
+		id = id[:len(id)-1]
+	}
+	if len(id) == 0 {
+		return "", errors.New("team id: empty")
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return "", fmt.Errorf("team id: byte %#x is not printable", c)
+		}
+	}
+	return string(id), nil
+}

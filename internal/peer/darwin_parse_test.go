@@ -227,3 +227,30 @@ func TestIsTraced(t *testing.T) {
 		t.Error("P_TRACED clear but reported")
 	}
 }
+
+func TestParseTeamID(t *testing.T) {
+	blob := func(id string, extra int) []byte {
+		b := make([]byte, 8, 8+len(id)+1+extra)
+		binary.BigEndian.PutUint32(b[4:], uint32(8+len(id)+1))
+		b = append(b, id...)
+		b = append(b, 0)
+		return append(b, make([]byte, extra)...)
+	}
+	if id, err := parseTeamID(blob("ABCDE12345", 20)); err != nil || id != "ABCDE12345" {
+		t.Errorf("parseTeamID = %q, %v", id, err)
+	}
+	bad := map[string][]byte{
+		"short header":        {0, 0, 0},
+		"length past buffer":  append([]byte{0, 0, 0, 0, 0, 0, 0, 200}, "ABC\x00"...),
+		"empty":               blob("", 0),
+		"control character":   blob("AB\x1bC", 0),
+		"non-ASCII":           blob("ÄBC", 0),
+		"over the length cap": blob(strings.Repeat("A", maxTeamID+1), 0),
+		"length below header": {0, 0, 0, 0, 0, 0, 0, 4, 'A', 0},
+	}
+	for name, b := range bad {
+		if id, err := parseTeamID(b); err == nil {
+			t.Errorf("%s: parseTeamID accepted %q", name, id)
+		}
+	}
+}

@@ -31,6 +31,10 @@ type Peer struct {
 	// through the dynamic loader, so Tampered reads its headers once.
 	image imageCache
 
+	// teamID is the code-signing team of the peer's binary, read at
+	// connect where the OS has one (macOS); "" elsewhere.
+	teamID string
+
 	// exec pins the address space the peer had when PinExec ran (Linux:
 	// an open /proc/<pid>/environ), so Execed can tell cheaply whether the
 	// process has exec'd since.
@@ -55,6 +59,12 @@ type ProcessInfo struct {
 	ParentPath  string
 	Cwd         string
 }
+
+// TeamID is the code-signing team identifier the kernel reports for the
+// peer's binary (macOS: the team of its Developer ID), for showing to users
+// and recording in the audit log. It is information, never identity: the
+// hash is. "" when there is none or the OS has no such thing.
+func (p *Peer) TeamID() string { return p.teamID }
 
 // HasPeerPIDFD reports whether the process handle was taken from the socket
 // (SO_PEERPIDFD, race free). When false it was opened from the pid after the

@@ -85,6 +85,7 @@ const (
 	csOpsStatus    = 0
 	csOpsCDHash    = 5
 	csOpsPIDOffset = 6
+	csOpsTeamID    = 14
 )
 
 // csops asks the kernel about the code signature of the process the token
@@ -208,10 +209,25 @@ func newDarwinPeer(cred *unix.Xucred, pid int, tok auditToken) (*Peer, error) {
 	// records: no pid was looked up after the fact.
 	p.fromSocket = true
 	p.exec.tok = tok
+	p.teamID = teamID(tok)
 	if err := p.Alive(); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// teamID asks the kernel for the team identifier in the process's code
+// signature (CS_OPS_TEAMID); an unsigned or ad-hoc signed binary has none.
+func teamID(tok auditToken) string {
+	var b [8 + maxTeamID + 1]byte
+	if csops(tok, csOpsTeamID, b[:]) != nil {
+		return ""
+	}
+	id, err := parseTeamID(b[:])
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 // ExePath is where the kernel says the peer's executable is now, or "" when

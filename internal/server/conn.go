@@ -228,6 +228,7 @@ func (c *session) recordPending() {
 		Hash: c.ident.Hash, Path: c.path, CommandLine: info.CommandLine,
 		Count: attempts,
 		PID:   c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+		TeamID: c.peer.TeamID(),
 	}
 	// The reply must not wait for the disk; Serve waits for these on shutdown.
 	s.bgWG.Add(1)
@@ -422,6 +423,7 @@ func (c *session) audit(ctx context.Context, r audit.Record) error {
 		r.PID = c.peer.PID
 		uid := c.peerUID
 		r.UID = &uid
+		r.TeamID = c.peer.TeamID()
 	}
 	r.BinaryPath, r.BinaryHash = c.path, c.ident.Hash
 	if err := a.Log(ctx, r); err != nil {
