@@ -60,7 +60,7 @@ var execFDKey = []byte(`exec_fd`)
 func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *protocol.Response, closeAfter, handled bool) {
 	fd, extra := c.inbox.take()
 	if fd < 0 && !extra && !bytes.Contains(line, execFDKey) {
-		return nil, false, false
+		return c.plainLine(ctx)
 	}
 	var f *os.File
 	if fd >= 0 {
@@ -69,7 +69,7 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 	}
 	req, decErr := protocol.DecodeRequest(line)
 	if fd < 0 && !extra && (decErr != nil || !req.ExecFD) {
-		return nil, false, false
+		return c.plainLine(ctx)
 	}
 	rec := audit.Record{Event: audit.EventRequest}
 	fillRequest(&rec, req)
@@ -247,6 +247,19 @@ func (c *session) recordExecPending(hash, path string, argv []string) {
 			s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
 		}
 	}()
+}
+
+// plainLine lets handleLine answer a line without a descriptor. The
+// daemon's own binary was let in unregistered (for descriptor requests); a
+// plain request from it is refused there like any unregistered caller's,
+// and queued here as denyConnect would have.
+func (c *session) plainLine(ctx context.Context) (*protocol.Response, bool, bool) {
+	if c.isExecClient() {
+		if dec := c.identify(ctx); dec.Reason == protocol.ReasonUnregisteredBinary || dec.Reason == protocol.ReasonHashMismatch {
+			c.recordPending()
+		}
+	}
+	return nil, false, false
 }
 
 // isExecClient reports whether the peer runs the binary allowed to send

@@ -14,6 +14,7 @@ import (
 
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/backend/memory"
+	"github.com/The-17/keychain-auth/internal/config"
 	"github.com/The-17/keychain-auth/protocol"
 )
 
@@ -163,4 +164,62 @@ func TestDescriptorFromAnotherBinaryIsRefused(t *testing.T) {
 	// Its plain requests are served as before.
 	r = ts.dial(t).roundTrip(readReq("svc", "k"))
 	mustStatus(t, r, protocol.StatusSuccess, "")
+}
+
+// The daemon's own binary is let in unregistered for descriptor requests;
+// its plain requests are still refused, closed and queued as before.
+func TestUnregisteredExecClientPlainRequestIsQueued(t *testing.T) {
+	t.Parallel()
+	_, hash := self(t)
+	ts := startServer(t, nil, nil, func(o *Options) { o.ExecHash = hash })
+	c := ts.dial(t)
+	c.send(readReq("svc", "a"))
+	r, _ := c.recv()
+	mustStatus(t, r, protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	if !c.closed() {
+		t.Fatal("connection stays open after unregistered_binary")
+	}
+	ts.stop(t) // waits for background pending writes
+	recs, err := config.LoadPending(ts.pending, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Hash != hash {
+		t.Fatalf("pending: %+v", recs)
+	}
+}
+
+// An unregistered program sent by the daemon's own binary is queued with
+// its own identity and the argv the request carried.
+func TestDescriptorForUnregisteredProgramIsQueued(t *testing.T) {
+	t.Parallel()
+	exe, hash := self(t)
+	ts := startServer(t, nil, nil, func(o *Options) { o.ExecHash = hash })
+	dir := t.TempDir()
+	// A copy with one more byte: another hash, still executable.
+	prog := filepath.Join(dir, "prog")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, append(b, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := ts.dial(t)
+	c.sendFDs(execReq("svc", "k"), f)
+	r, _ := c.recv()
+	mustStatus(t, r, protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	ts.stop(t)
+	recs, err := config.LoadPending(ts.pending, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Hash == hash || recs[0].Path != prog || strings.Join(recs[0].CommandLine, " ") != "prog arg" {
+		t.Fatalf("pending: %+v", recs)
+	}
 }
