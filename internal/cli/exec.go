@@ -104,8 +104,8 @@ func envName(target string) string {
 	return s
 }
 
-// childEnv is environ with the variables in set replaced or added. A name
-// set twice is an error (two prefix targets that map to one name).
+// childEnv is environ with the variables in set replaced or added, those in
+// name order.
 func childEnv(environ []string, set map[string]string) []string {
 	out := make([]string, 0, len(environ)+len(set))
 	for _, kv := range environ {

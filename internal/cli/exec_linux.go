@@ -81,6 +81,12 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 		return fmt.Errorf("exec: %s: %w", path, err)
 	}
 	c.Close()
+	// The values are in this process until it execs: keep other processes
+	// of the user from attaching to read them. exec resets this for the
+	// program.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("exec: make this process non-dumpable: %w", err)
+	}
 
 	set := map[string]string{}
 	if f.prefixSet {
