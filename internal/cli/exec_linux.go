@@ -75,10 +75,13 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 	res, err := c.ExecRead(ctx, prog, args, f.service, targets, f.prefixSet, opts...)
 	if err != nil {
 		var ce *client.Error
-		if errors.As(err, &ce) && ce.Missing != nil {
-			return fmt.Errorf("exec: %s: not run, these targets of %s do not exist: %v", path, f.service, ce.Missing)
+		switch {
+		case errors.As(err, &ce) && ce.Missing != nil:
+			return fmt.Errorf("exec: %s not run: these targets of %s do not exist: %v", path, f.service, ce.Missing)
+		case errors.As(err, &ce):
+			return fmt.Errorf("exec: %s not run (%s): %s", path, ce.Reason, ce.Message)
 		}
-		return fmt.Errorf("exec: %s: %w", path, err)
+		return fmt.Errorf("exec: %s not run: %w", path, err)
 	}
 	c.Close()
 	// The values are in this process until it execs: keep other processes
