@@ -85,10 +85,6 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 		c.log.Info("peer failed its re-check; closing", "reason", reason)
 		return fail(reason, msg), true, true
 	}
-	if !c.isExecClient() {
-		c.log.Warn("refused a descriptor from a client that is not keychain-auth")
-		return fail(protocol.ReasonActionNotInPolicy, "only the daemon's own keychain-auth binary (keychain-auth exec) may send a descriptor"), true, true
-	}
 	switch {
 	case decErr != nil:
 		return fail(protocol.ReasonMalformedRequest, decErr.Error()), true, true
@@ -96,6 +92,11 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 		return fail(protocol.ReasonMalformedRequest, `a descriptor came with a request without "exec_fd":true`), true, true
 	case f == nil || extra:
 		return fail(protocol.ReasonMalformedRequest, `"exec_fd":true needs exactly one descriptor, sent with the request line (SCM_RIGHTS)`), true, true
+	}
+	if !c.isExecClient() {
+		c.log.Warn("refused a descriptor from a client that is not keychain-auth")
+		return fail(protocol.ReasonActionNotInPolicy, "only the daemon's own keychain-auth binary (keychain-auth exec) may send a descriptor; "+
+			"if this is keychain-auth exec, its binary differs from the running daemon's: restart the daemon after upgrading keychain-auth"), true, true
 	}
 	// A config the daemon cannot use refuses every request.
 	if dec := c.identify(ctx); transient(dec) {

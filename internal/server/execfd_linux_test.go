@@ -161,6 +161,14 @@ func TestDescriptorFromAnotherBinaryIsRefused(t *testing.T) {
 	if !c.closed() {
 		t.Error("the connection stayed open")
 	}
+	// exec_fd without a descriptor is malformed, whoever sends it.
+	c = ts.dial(t)
+	c.send(execReq("svc", "k"))
+	r, _ = c.recv()
+	mustStatus(t, r, protocol.StatusError, protocol.ReasonMalformedRequest)
+	if !c.closed() {
+		t.Error("the connection stayed open")
+	}
 	// Its plain requests are served as before.
 	r = ts.dial(t).roundTrip(readReq("svc", "k"))
 	mustStatus(t, r, protocol.StatusSuccess, "")
