@@ -345,9 +345,17 @@ func TestExecRefusesLoaderVariables(t *testing.T) {
 	t.Parallel()
 	env0, _ := kaenv(t)
 	e := execEnv(t)
-	e.mustKA("register", env0, "--read", "svc")
+	e.mustKA("register", env0, "--read", "svc", "--search")
 	out, errOut, code := e.kaExec([]string{"LD_PRELOAD=/nonexistent.so"}, "--service", "svc", "--env", "A=api-key", "--", env0, "env", "A")
 	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "LD_PRELOAD") {
 		t.Fatalf("LD_PRELOAD set: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	// Whoever may write the service must not pick the loader's variables
+	// through a target's name.
+	r := e.one(client, req("write", "svc", []string{"ld_preload"}, "values", []string{"/nonexistent.so"}))
+	wantStatus(t, r, protocol.StatusSuccess, "")
+	out, errOut, code = e.kaExec(nil, "--service", "svc", "--prefix", "ld", "--", env0, "env", "LD_PRELOAD")
+	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "dynamic loader variable LD_PRELOAD") {
+		t.Fatalf("a target exported as LD_PRELOAD: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }

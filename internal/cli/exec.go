@@ -80,6 +80,9 @@ func parseExecFlags(f execFlags) ([]envMapping, error) {
 		if names[name] {
 			return nil, usagef("--env: variable %s given twice", name)
 		}
+		if loaderName(name) {
+			return nil, usagef("--env: %s is a dynamic loader variable; exec puts no secret there", name)
+		}
 		names[name] = true
 		out = append(out, envMapping{name, target})
 	}
@@ -129,6 +132,11 @@ func childEnv(environ []string, set map[string]string) []string {
 // loaderVars make the dynamic loader run code that was never checked; the
 // program inherits exec's environment, so exec refuses them.
 var loaderVars = []string{"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"}
+
+// loaderName reports whether the variable name is read by the dynamic
+// loader (LD_*). A target exported by --prefix must not become one: whoever
+// may write the service would choose the code the program loads.
+func loaderName(name string) bool { return strings.HasPrefix(name, "LD_") }
 
 func (a *app) checkLoaderEnv() error {
 	for _, v := range loaderVars {

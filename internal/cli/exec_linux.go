@@ -96,6 +96,9 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 		from := map[string]string{}
 		for _, it := range res.Items {
 			name := envName(it.Target)
+			if loaderName(name) {
+				return fmt.Errorf("exec: target %q would be exported as the dynamic loader variable %s; not run (rename the target, or use --env)", it.Target, name)
+			}
 			if other, dup := from[name]; dup {
 				return fmt.Errorf("exec: targets %q and %q both map to variable %s; rename one, or use --env", other, it.Target, name)
 			}

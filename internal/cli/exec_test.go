@@ -40,6 +40,7 @@ func TestParseExecFlags(t *testing.T) {
 		{execFlags{service: "s", env: []string{"=a"}}, "NAME=target"},
 		{execFlags{service: "s", env: []string{"A="}}, "NAME=target"},
 		{execFlags{service: "s", env: []string{"A=a", "A=b"}}, "twice"},
+		{execFlags{service: "s", env: []string{"LD_PRELOAD=a"}}, "dynamic loader variable"},
 	} {
 		_, err := parseExecFlags(tc.f)
 		var ue usageError
