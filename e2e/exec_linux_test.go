@@ -82,6 +82,11 @@ func (e *env) kaExec(extraEnv []string, args ...string) (string, string, int) {
 	return runCmd(e.t, cmd)
 }
 
+// redact hides the test's secret values in what a failing test prints.
+func redact(s string) string {
+	return strings.NewReplacer(execSecret, "<secret>", execSecret2, "<secret2>").Replace(s)
+}
+
 // noSecretIn fails when a value appears in a file or text.
 func noSecretIn(t *testing.T, what, text string) {
 	t.Helper()
@@ -120,7 +125,7 @@ func (e *env) auditRecords() []execAuditRecord {
 		}
 		var r execAuditRecord
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			e.t.Fatalf("audit line %q: %v", line, err)
+			e.t.Fatalf("audit line %q: %v", redact(line), err)
 		}
 		out = append(out, r)
 	}
@@ -136,19 +141,19 @@ func TestExecRegisteredChildGetsSecrets(t *testing.T) {
 	_, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "API_KEY=api-key", "--env", "NOPE=absent",
 		"--", "kaenv-by-path-is-not-used", "x")
 	if code != 1 || !strings.Contains(errOut, "kaenv-by-path-is-not-used") {
-		t.Fatalf("exec of a program not on PATH: exit %d, stderr %q", code, errOut)
+		t.Fatalf("exec of a program not on PATH: exit %d, stderr %q", code, redact(errOut))
 	}
 
 	out, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "API_KEY=api-key", "--env", "NOPE=absent",
 		"--", env0, "env", "API_KEY", "NOPE")
 	if code != 0 {
-		t.Fatalf("exec: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("exec: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 	if !strings.Contains(out, "API_KEY="+execSecret+"\n") || !strings.Contains(out, "NOPE unset\n") || !strings.Contains(out, "variant=0") {
-		t.Fatalf("the child's environment lacks what it was given:\n%s", out)
+		t.Fatalf("the child's environment lacks what it was given:\n%s", redact(out))
 	}
 	if !strings.Contains(errOut, "NOPE (absent)") {
-		t.Errorf("stderr does not list the absent target: %q", errOut)
+		t.Errorf("stderr does not list the absent target: %q", redact(errOut))
 	}
 	noSecretIn(t, "stderr", errOut)
 	// exec replaces the CLI in the same process: this is /proc/<cli pid>/cmdline.
@@ -158,19 +163,19 @@ func TestExecRegisteredChildGetsSecrets(t *testing.T) {
 	// --prefix exports each target under its name, upper-cased.
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--prefix", "db/", "--", env0, "env", "DB_USER", "API_KEY")
 	if code != 0 || !strings.Contains(out, "DB_USER="+execSecret2+"\n") || !strings.Contains(out, "API_KEY unset") {
-		t.Fatalf("exec --prefix: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("exec --prefix: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 
 	// --require-all: an absent target fails the command; the child never runs.
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--require-all", "--env", "API_KEY=api-key", "--env", "NOPE=absent",
 		"--", env0, "env", "API_KEY")
 	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "absent") {
-		t.Fatalf("exec --require-all with an absent target: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("exec --require-all with an absent target: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 
 	// The exit status is the child's.
 	if _, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "A=api-key", "--", env0, "exit", "7"); code != 7 {
-		t.Fatalf("exit status %d, want the child's 7\n%s", code, errOut)
+		t.Fatalf("exit status %d, want the child's 7\n%s", code, redact(errOut))
 	}
 
 	// The audit log names both: the asking CLI and the program served.
@@ -183,7 +188,7 @@ func TestExecRegisteredChildGetsSecrets(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no approved audit record with binary_hash = keychain-auth and details naming the child:\n%s", fileText(t, e.auditFile()))
+		t.Errorf("no approved audit record with binary_hash = keychain-auth and details naming the child:\n%s", redact(fileText(t, e.auditFile())))
 	}
 	noSecretIn(t, "the audit log", fileText(t, e.auditFile()))
 	noSecretIn(t, "pending.json", fileText(t, e.pendingFile()))
@@ -199,10 +204,10 @@ func TestExecUnregisteredChildIsRefusedAndQueued(t *testing.T) {
 
 	out, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "API_KEY=api-key", "--", env0, "env", "API_KEY")
 	if code != 1 || strings.Contains(out, "variant=") {
-		t.Fatalf("unregistered child: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("unregistered child: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 	if !strings.Contains(errOut, "not registered") {
-		t.Errorf("stderr does not say the program is not registered: %q", errOut)
+		t.Errorf("stderr does not say the program is not registered: %q", redact(errOut))
 	}
 	noSecretIn(t, "stderr", errOut)
 	childHash := hashFile(t, env0)
@@ -229,7 +234,7 @@ func TestExecUnregisteredChildIsRefusedAndQueued(t *testing.T) {
 	e.mustKA("approve", childHash, "--read", "svc")
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--env", "API_KEY=api-key", "--", env0, "env", "API_KEY")
 	if code != 0 || !strings.Contains(out, "API_KEY="+execSecret) {
-		t.Fatalf("approved child: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("approved child: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 }
 
@@ -281,16 +286,16 @@ func TestExecRunsTheImageItChecked(t *testing.T) {
 		t.Fatal("exec did not finish")
 	}
 	if err != nil {
-		t.Fatalf("exec: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+		t.Fatalf("exec: %v\nstdout: %s\nstderr: %s", err, redact(stdout.String()), redact(stderr.String()))
 	}
 	if !strings.Contains(stdout.String(), "variant=0") || !strings.Contains(stdout.String(), "API_KEY="+execSecret) {
-		t.Fatalf("exec did not run the file it opened (want variant 0 with the secret):\n%s", stdout.String())
+		t.Fatalf("exec did not run the file it opened (want variant 0 with the secret):\n%s", redact(stdout.String()))
 	}
 
 	// Now the path holds the unregistered program: refused.
 	out, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "API_KEY=api-key", "--", tool, "env", "API_KEY")
 	if code != 1 || strings.Contains(out, "variant=") {
-		t.Fatalf("the replacement program: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("the replacement program: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 }
 
@@ -304,7 +309,7 @@ func TestExecRefusesScriptsAndUnapprovedInterpreters(t *testing.T) {
 	}
 	out, errOut, code := e.kaExec(nil, "--service", "svc", "--env", "K=api-key", "--", script)
 	if code != 1 || strings.Contains(out, "K=") || !strings.Contains(errOut, "#! script") {
-		t.Fatalf("a #! script: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("a #! script: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 
 	sh, err := exec.LookPath("sh")
@@ -314,15 +319,15 @@ func TestExecRefusesScriptsAndUnapprovedInterpreters(t *testing.T) {
 	sh, _ = filepath.EvalSymlinks(sh)
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--env", "K=api-key", "--", sh, "-c", `echo "K=$K"`)
 	if code != 1 || strings.Contains(out, "K=") {
-		t.Fatalf("an unregistered interpreter: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("an unregistered interpreter: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 	if _, errOut, code := e.ka("register", sh, "--read", "svc"); code == 0 || !strings.Contains(errOut, "interpreter") {
-		t.Fatalf("register of an interpreter without --allow-interpreter: exit %d, %s", code, errOut)
+		t.Fatalf("register of an interpreter without --allow-interpreter: exit %d, %s", code, redact(errOut))
 	}
 	e.mustKA("register", sh, "--read", "svc", "--allow-interpreter")
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--env", "K=api-key", "--", sh, "-c", `echo "K=$K"`)
 	if code != 0 || !strings.Contains(out, "K="+execSecret) {
-		t.Fatalf("an interpreter registered with --allow-interpreter: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("an interpreter registered with --allow-interpreter: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 	noSecretIn(t, "the audit log", fileText(t, e.auditFile()))
 }
@@ -336,7 +341,7 @@ func TestExecDescriptorFromOtherClientIsRefused(t *testing.T) {
 	e.mustKA("register", env0, "--read", "svc")
 	stdout, stderr, code := runCmd(t, exec.Command(env0, "sendfd", e.socket, env0, "svc", "api-key"))
 	if code != 0 || strings.TrimSpace(stdout) != "refused "+string(protocol.ReasonActionNotInPolicy) {
-		t.Fatalf("descriptor from kaenv: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		t.Fatalf("descriptor from kaenv: exit %d, stdout %q, stderr %q", code, redact(stdout), redact(stderr))
 	}
 	noSecretIn(t, "its output", stdout+stderr)
 }
@@ -348,7 +353,7 @@ func TestExecRefusesLoaderVariables(t *testing.T) {
 	e.mustKA("register", env0, "--read", "svc", "--search")
 	out, errOut, code := e.kaExec([]string{"LD_PRELOAD=/nonexistent.so"}, "--service", "svc", "--env", "A=api-key", "--", env0, "env", "A")
 	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "LD_PRELOAD") {
-		t.Fatalf("LD_PRELOAD set: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("LD_PRELOAD set: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 	// Whoever may write the service must not pick the loader's variables
 	// through a target's name.
@@ -356,6 +361,6 @@ func TestExecRefusesLoaderVariables(t *testing.T) {
 	wantStatus(t, r, protocol.StatusSuccess, "")
 	out, errOut, code = e.kaExec(nil, "--service", "svc", "--prefix", "ld", "--", env0, "env", "LD_PRELOAD")
 	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "dynamic loader variable LD_PRELOAD") {
-		t.Fatalf("a target exported as LD_PRELOAD: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		t.Fatalf("a target exported as LD_PRELOAD: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 }
