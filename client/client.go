@@ -93,6 +93,12 @@ func (c *Client) failure() error {
 // do sends req and returns the daemon's response. A non-success response is
 // returned as *Error. Any transport failure closes the connection.
 func (c *Client) do(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	return c.doWith(ctx, req, nil)
+}
+
+// doWith is do sending prog's descriptor with the request line when prog is
+// not nil (see ExecRead).
+func (c *Client) doWith(ctx context.Context, req *protocol.Request, prog *os.File) (*protocol.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, opError(req, err)
 	}
@@ -131,7 +137,7 @@ func (c *Client) do(ctx context.Context, req *protocol.Request) (*protocol.Respo
 			_ = c.conn.SetDeadline(time.Unix(1, 0))
 		}
 	})
-	resp, err := c.exchange(id, req)
+	resp, err := c.exchange(id, req, prog)
 	guard.Lock()
 	finished = true
 	guard.Unlock()
@@ -188,8 +194,12 @@ func (c *closedAfter) Unwrap() []error { return []error{ErrClosed, c.refusal} }
 var errNotSent = errors.New("the request was not sent")
 
 // exchange writes one request and reads its response.
-func (c *Client) exchange(id json.RawMessage, req *protocol.Request) (*protocol.Response, error) {
-	if err := protocol.WriteRequest(c.conn, req); err != nil {
+func (c *Client) exchange(id json.RawMessage, req *protocol.Request, prog *os.File) (*protocol.Response, error) {
+	w, err := c.requestWriter(prog)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	if err := protocol.WriteRequest(w, req); err != nil {
 		if errors.Is(err, protocol.ErrLineTooLong) {
 			return nil, fmt.Errorf("%w: %w", errNotSent, err)
 		}

@@ -88,6 +88,8 @@ const (
 	fieldValues
 	fieldAttributes
 	fieldRequireAll
+	fieldExecFD
+	fieldExecArgv
 )
 
 func fieldIndex(name []byte) (int, string) {
@@ -110,6 +112,10 @@ func fieldIndex(name []byte) (int, string) {
 		return fieldAttributes, "attributes"
 	case "require_all":
 		return fieldRequireAll, "require_all"
+	case "exec_fd":
+		return fieldExecFD, "exec_fd"
+	case "exec_argv":
+		return fieldExecArgv, "exec_argv"
 	}
 	return -1, ""
 }
@@ -171,6 +177,10 @@ func decodeField(req *Request, idx int, field string, val []byte) error {
 		req.Attributes, err = decodeAttributes(val)
 	case fieldRequireAll:
 		req.RequireAll, err = decodeBool(field, val)
+	case fieldExecFD:
+		req.ExecFD, err = decodeBool(field, val)
+	case fieldExecArgv:
+		req.ExecArgv, err = decodeStrings(field, val)
 	}
 	return err
 }

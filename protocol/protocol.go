@@ -109,7 +109,21 @@ type Request struct {
 	Values     []string          `json:"values,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 	RequireAll bool              `json:"require_all,omitempty"`
+	// ExecFD says the request line arrives with one open descriptor
+	// (SCM_RIGHTS) on the program the caller is about to execute: the
+	// daemon judges that program's hash, not the caller's. Only the
+	// daemon's own binary (keychain-auth exec) may send one.
+	ExecFD bool `json:"exec_fd,omitempty"`
+	// ExecArgv is the command line the program will run with, recorded
+	// in pending.json when the program is not registered. Only with ExecFD.
+	ExecArgv []string `json:"exec_argv,omitempty"`
 }
+
+// Limits of exec_argv, which only feeds the pending queue.
+const (
+	MaxExecArgs   = 256
+	MaxExecArgLen = 4096
+)
 
 // Result is one item of a successful response. Value is set only for reads.
 type Result struct {

@@ -54,6 +54,9 @@ func (r *Request) Validate() error {
 		if r.RequireAll {
 			return malformed("require_all", "only allowed on an exact read or delete")
 		}
+		if r.ExecFD || len(r.ExecArgv) > 0 {
+			return malformed("exec_fd", "only allowed on a read")
+		}
 		return nil
 	case "":
 		return malformed("action", "missing; use read, write, delete, search or check")
@@ -90,6 +93,32 @@ func (r *Request) Validate() error {
 	}
 	if r.RequireAll && (m != MatchExact || (r.Action != ActionRead && r.Action != ActionDelete)) {
 		return malformed("require_all", "only allowed on an exact read or delete")
+	}
+	return r.validateExec()
+}
+
+// validateExec checks exec_fd and exec_argv. Whether a descriptor really
+// came with the line is the transport's business, not this package's.
+func (r *Request) validateExec() error {
+	if !r.ExecFD {
+		if len(r.ExecArgv) > 0 {
+			return malformed("exec_argv", "only allowed with \"exec_fd\":true")
+		}
+		return nil
+	}
+	if r.Action != ActionRead {
+		return malformed("exec_fd", "only allowed on a read")
+	}
+	if len(r.ExecArgv) > MaxExecArgs {
+		return malformed("exec_argv", fmt.Sprintf("has %d entries; the limit is %d", len(r.ExecArgv), MaxExecArgs))
+	}
+	for i, a := range r.ExecArgv {
+		if len(a) > MaxExecArgLen {
+			return malformed(indexed("exec_argv", i), fmt.Sprintf("is %d bytes long; the limit is %d", len(a), MaxExecArgLen))
+		}
+		if !utf8.ValidString(a) {
+			return malformed(indexed("exec_argv", i), "is not valid UTF-8")
+		}
 	}
 	return nil
 }

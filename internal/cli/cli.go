@@ -166,6 +166,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.installSystemCmd(),
 		a.uninstallSystemCmd(),
 		a.migrateCmd(),
+		a.execCmd(),
 		a.versionCmd(),
 		a.deriveKeyCmd(),
 	)

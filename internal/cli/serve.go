@@ -55,12 +55,19 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 		return err
 	}
 	defer a.stopAudit(log, alog)
+	attestor := attest.New(attest.Options{})
+	// keychain-auth exec is honoured only from this very binary.
+	execHash, err := server.SelfHash(ctx, attestor)
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		log.Warn("keychain-auth exec is disabled: the daemon cannot identify its own binary", "err", err)
+	}
 	srv, err := server.New(server.Options{
 		Listener:    ln,
 		Backend:     r.be,
 		Config:      cache,
 		Audit:       alog,
-		Attestor:    attest.New(attest.Options{}),
+		Attestor:    attestor,
+		ExecHash:    execHash,
 		PendingFile: r.layout.PendingFile,
 		Logger:      log,
 		UID:         uint32(a.uid),

@@ -31,6 +31,8 @@ type session struct {
 	ident   attest.Identity
 	path    string
 	r       *protocol.Reader
+	// inbox holds a descriptor received with a request (see execfd.go).
+	inbox *fdInbox
 
 	// grant is the policy computed for cfg; recomputed when the config changes.
 	cfg   *config.Config
@@ -80,7 +82,9 @@ func (c *session) setReadDeadline(d time.Time) {
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c := &session{s: s, nc: nc, id: s.nextConn.Add(1)}
 	c.log = s.log.With("conn", c.id)
-	c.in = &readCounter{r: nc}
+	c.inbox = newFDInbox()
+	defer c.inbox.closeAll()
+	c.in = &readCounter{r: requestReader(nc, c.inbox)}
 	c.r = protocol.NewReader(c.in)
 	// Once a request has started, it must finish within the line timeout; an
 	// idle connection may wait much longer for its next request.
@@ -129,7 +133,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		c.denyConnect(ctx, reason, msg)
 		return
 	}
-	if dec := c.identify(ctx); !dec.Allowed() && !transient(dec) {
+	// keychain-auth itself may ask for the program it is about to run
+	// (execfd.go) whether it is registered or not.
+	if dec := c.identify(ctx); !dec.Allowed() && !transient(dec) && !c.isExecClient() {
 		c.denyConnect(ctx, dec.Reason, dec.Message)
 		return
 	}

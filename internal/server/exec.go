@@ -18,6 +18,9 @@ import (
 // handleLine answers one request line. closeAfter is set when the reply ends
 // the connection (identity no longer holds).
 func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.Response, closeAfter bool) {
+	if resp, closeAfter, ok := c.handleDescriptor(ctx, line); ok {
+		return resp, closeAfter
+	}
 	req, decErr := protocol.DecodeRequest(line)
 	rec := audit.Record{Event: audit.EventRequest}
 	var id = req.ID

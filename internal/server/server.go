@@ -53,6 +53,10 @@ type Options struct {
 	// AnyUID admits peers of every uid (system mode); secrets are then
 	// namespaced per peer uid.
 	AnyUID bool
+	// ExecHash is the hash of the only binary allowed to send a descriptor
+	// with a request (keychain-auth exec): the daemon's own, see SelfHash.
+	// Empty refuses every descriptor request.
+	ExecHash string
 
 	IdleTimeout    time.Duration
 	LineTimeout    time.Duration
