@@ -8,3 +8,5 @@ func userAuditDir(e Env, _ string) string {
 }
 
 func userSocketDefault(e Env) string { return unixUserSocket(e) }
+
+func userLayout(e Env) (Layout, error) { return xdgUser(e) }
