@@ -65,8 +65,13 @@ func WriteWith(path string, perm os.FileMode, fill func(*os.File) error) error {
 	return SyncDir(dir)
 }
 
-// SyncDir fsyncs a directory so a rename in it survives a crash.
+// SyncDir fsyncs a directory so a rename in it survives a crash. Windows
+// cannot flush a directory handle (it answers Access denied); there NTFS
+// journals the rename itself and SyncDir does nothing.
 func SyncDir(dir string) error {
+	if !dirSyncable {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)

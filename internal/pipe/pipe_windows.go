@@ -120,7 +120,19 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, fmt.Errorf("create an instance of %s: %w", l.name, err)
 		}
 	}
-	if err := l.connect(h); err != nil {
+	for {
+		err := l.connect(h)
+		if err == nil {
+			break
+		}
+		// A client that connected and left before ConnectNamedPipe ran (a
+		// liveness probe) leaves the instance closing: reset it and wait
+		// for the next client.
+		if errors.Is(err, windows.ERROR_NO_DATA) {
+			if windows.DisconnectNamedPipe(h) == nil {
+				continue
+			}
+		}
 		windows.CloseHandle(h)
 		return nil, err
 	}

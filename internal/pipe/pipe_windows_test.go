@@ -213,3 +213,30 @@ func TestPipeSecurityDescriptor(t *testing.T) {
 		t.Errorf("pipe security descriptor %q grants more than the user and SYSTEM", got)
 	}
 }
+
+// TestClientThatLeftEarly: a client that connects and closes before the
+// server calls ConnectNamedPipe (a liveness probe) must not break Accept.
+func TestClientThatLeftEarly(t *testing.T) {
+	name := testName(t)
+	l, err := Listen(name, currentSID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	probe, err := Dial(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	echoServer(t, l)
+	c, err := Dial(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "after the probe\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "echo: after the probe\n" {
+		t.Errorf("got %q, %v", line, err)
+	}
+}

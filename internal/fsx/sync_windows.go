@@ -1,0 +1,3 @@
+package fsx
+
+const dirSyncable = false
