@@ -119,6 +119,9 @@ for backend in file wincred; do
   stop_daemon
   ka audit --verify >/dev/null
 done
+# Wine's schtasks cannot create logon tasks; check the command it would run.
+ka install-service --print | grep -q '^schtasks /Create /F /TN keychain-auth /SC ONLOGON /IT /RL LIMITED /TR ' ||
+  { echo "install-service --print did not show the logon task" >&2; exit 1; }
 grep -q '"reason":"unregistered_binary"\|unregistered_binary' "$work/daemon.log" ||
   { echo "the daemon logged no refusal of the unregistered client" >&2; exit 1; }
 echo "Wine step passed in $((SECONDS - start)) s"

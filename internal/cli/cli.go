@@ -152,6 +152,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.migrateCmd(),
 		a.versionCmd(),
 	)
+	root.AddCommand(a.platformCommands()...)
 	return root
 }
 
