@@ -1,3 +1,0 @@
-package fsx
-
-const dirSyncable = false
