@@ -64,7 +64,13 @@ echo "-- go test under Wine"
 # RemoveAll ("Invalid function") or hang (audit's follow across rotation):
 # see the README's platform table.
 pkgs=(./internal/pipe ./internal/peer ./internal/paths ./internal/backend/wincred ./protocol ./internal/policy)
-GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -count=1 -exec "$work/wine-exec" "${pkgs[@]}"
+# -v for the counts; only results, skips and failures are shown.
+if ! GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -v -count=1 -exec "$work/wine-exec" "${pkgs[@]}" 2>&1 |
+  tee "$work/test.log" | { grep -E '^(ok|FAIL|panic:)|--- (FAIL|SKIP)|^\s+\S+_test\.go:[0-9]+:' || true; }; then
+  echo "Windows tests failed under Wine" >&2
+  exit 1
+fi
+echo "   $(grep -c -- '--- PASS' "$work/test.log") tests and subtests passed, $(grep -c -- '--- SKIP' "$work/test.log") skipped"
 
 echo "-- end to end under Wine"
 bin="$work/bin"
