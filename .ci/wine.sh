@@ -75,8 +75,8 @@ fi
 #   TestStaleSocketIsReplaced, TestSocketDirMustBePrivate: Unix sockets only;
 #   TestSecondDaemonOnSameSocketRefused: Wine ignores FILE_FLAG_FIRST_PIPE_INSTANCE
 #     (the pipe package's own test of it skips under Wine and says so);
-#   TestUnregisteredIsQueuedOnce: the command line of a Windows caller is not
-#     read, so its pending record has none;
+#   TestUnregisteredIsQueuedOnce: Wine 8 lacks ProcessCommandLineInformation,
+#     so a pending record has no command line there;
 #   TestPrewarmHashesRegisteredBinariesAtStart: no hash cache on Windows yet;
 #   TestPolicyChangeIsRecordedBeforeItIsUsed: registers a Unix path;
 #   TestRealLogVerifies: t.TempDir's cleanup fails under Wine (RemoveAll).

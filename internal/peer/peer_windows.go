@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 
@@ -142,9 +143,60 @@ func (p *Peer) ExeLink() (string, error) {
 	return p.exec.image, nil
 }
 
-// Describe knows only the image path on Windows; the command line and
-// parent would need rights the daemon does not ask for.
-func (p *Peer) Describe() ProcessInfo { return ProcessInfo{} }
+// maxCmdline caps how much of a command line Describe keeps: it ends up in
+// pending.json, and a hostile caller can make its command line long.
+const maxCmdline = 64 << 10
+
+// Describe gathers, through the process handle, what helps a user recognise
+// the peer: its command line and its parent's pid and image. The working
+// directory would need the right to read the peer's memory, which the daemon
+// does not ask for. Anything unreadable is left empty, and if the peer exited
+// meanwhile the result is empty.
+func (p *Peer) Describe() ProcessInfo {
+	var info ProcessInfo
+	if cl := commandLine(p.exec.proc); cl != "" {
+		info.CommandLine, _ = windows.DecomposeCommandLine(cl)
+	}
+	var pbi windows.PROCESS_BASIC_INFORMATION
+	if windows.NtQueryInformationProcess(p.exec.proc, windows.ProcessBasicInformation,
+		unsafe.Pointer(&pbi), uint32(unsafe.Sizeof(pbi)), nil) == nil {
+		info.PPID = int(pbi.InheritedFromUniqueProcessId)
+	}
+	if info.PPID > 0 {
+		if parent, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(info.PPID)); err == nil {
+			info.ParentPath, _ = imageName(parent)
+			windows.CloseHandle(parent)
+		}
+	}
+	if p.Alive() != nil {
+		return ProcessInfo{}
+	}
+	return info
+}
+
+// commandLine asks for ProcessCommandLineInformation (Windows 8.1 and later),
+// which PROCESS_QUERY_LIMITED_INFORMATION allows, and truncates it to
+// maxCmdline bytes.
+func commandLine(proc windows.Handle) string {
+	buf := make([]byte, 4096)
+	for {
+		var n uint32
+		err := windows.NtQueryInformationProcess(proc, windows.ProcessCommandLineInformation,
+			unsafe.Pointer(&buf[0]), uint32(len(buf)), &n)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, windows.STATUS_INFO_LENGTH_MISMATCH) || int(n) <= len(buf) || n > 2*maxCmdline+64 {
+			return ""
+		}
+		buf = make([]byte, n)
+	}
+	s := (*windows.NTUnicodeString)(unsafe.Pointer(&buf[0])).String()
+	if len(s) > maxCmdline {
+		s = s[:maxCmdline]
+	}
+	return s
+}
 
 func errNotImplemented() error {
 	return fmt.Errorf("this check is not implemented on windows: %w", errors.ErrUnsupported)
