@@ -53,7 +53,7 @@ func KeyOf(f *os.File) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
-	return keyFromInfo(fi), nil
+	return keyOfFile(f, fi), nil
 }
 
 // StatKey returns the key of the file path resolves to, following symlinks.
@@ -61,11 +61,11 @@ func KeyOf(f *os.File) (Key, error) {
 // is how the daemon re-checks a peer cheaply before each request (together
 // with the peer's liveness check, so a reused pid cannot answer).
 func StatKey(path string) (Key, error) {
-	fi, err := os.Stat(path)
+	k, err := statKey(path)
 	if err != nil {
 		return Key{}, fmt.Errorf("stat %s: %w", path, err)
 	}
-	return keyFromInfo(fi), nil
+	return k, nil
 }
 
 func statRegular(f *os.File) (Key, error) {
@@ -76,7 +76,7 @@ func statRegular(f *os.File) (Key, error) {
 	if !fi.Mode().IsRegular() {
 		return Key{}, notRegular(f.Name(), fi.Mode())
 	}
-	return keyFromInfo(fi), nil
+	return keyOfFile(f, fi), nil
 }
 
 func notRegular(name string, mode fs.FileMode) error {

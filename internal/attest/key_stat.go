@@ -1,0 +1,20 @@
+//go:build !windows
+
+package attest
+
+import (
+	"io/fs"
+	"os"
+)
+
+// keyOfFile is the key of an open file, from its fstat.
+func keyOfFile(_ *os.File, fi fs.FileInfo) Key { return keyFromInfo(fi) }
+
+// statKey is the key of the file path resolves to, from a stat.
+func statKey(path string) (Key, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Key{}, err
+	}
+	return keyFromInfo(fi), nil
+}
