@@ -24,8 +24,13 @@ need=()
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "need root to install: ${need[*]}" >&2; exit 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+  # One apt-get update: none when .ci/run's own step already fetched lists
+  # that have these packages.
+  if ! apt-cache show "${need[@]}" >/dev/null 2>&1 || ! install; then
+    apt-get update -qq
+    install
+  fi
   wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
 fi
 
