@@ -227,6 +227,10 @@ func (s *Store) Set(ctx context.Context, service string, items []backend.Item) e
 			for _, c := range w.chunks {
 				clear(c)
 			}
+			if w.old != nil {
+				clear(w.old.main)
+				clear(w.old.item.Value)
+			}
 		}
 	}()
 	for _, it := range items {
