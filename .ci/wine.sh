@@ -54,8 +54,8 @@ echo "wine prefix ready in $((SECONDS - start)) s"
 
 # Under Wine 8, Go programs that call Credential Manager from several
 # threads at once were seen to die with "Exception frame is not in stack
-# limits" about one run in five; one P avoids it. Real Windows needs nothing
-# of the kind.
+# limits" about one run in five; one P avoids it. It is not known to happen
+# on real Windows, where this has not run yet.
 cat >"$work/wine-exec" <<EOF
 #!/bin/sh
 GOMAXPROCS=1 exec "$wine" "\$@"
