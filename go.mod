@@ -3,6 +3,7 @@ module github.com/The-17/keychain-auth
 go 1.26.0
 
 require (
+	github.com/danieljoos/wincred v1.2.3
 	github.com/ebitengine/purego v0.11.3
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/gofrs/flock v0.13.2

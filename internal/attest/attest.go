@@ -81,9 +81,7 @@ func KeyOf(f *os.File) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
-	k := keyFromInfo(fi)
-	proveIdentity(f, &k)
-	return k, nil
+	return keyOfFile(f, fi), nil
 }
 
 // StatKey returns the key of the file path resolves to, following symlinks,
@@ -93,11 +91,11 @@ func KeyOf(f *os.File) (Key, error) {
 // so a reused pid cannot answer): a process's image file cannot change
 // without an exec, which the daemon detects apart.
 func StatKey(path string) (Key, error) {
-	fi, err := os.Stat(path)
+	k, err := statKey(path)
 	if err != nil {
 		return Key{}, fmt.Errorf("stat %s: %w", path, err)
 	}
-	return keyFromInfo(fi), nil
+	return k, nil
 }
 
 func statRegular(f *os.File) (Key, error) {
@@ -108,9 +106,7 @@ func statRegular(f *os.File) (Key, error) {
 	if !fi.Mode().IsRegular() {
 		return Key{}, notRegular(f.Name(), fi.Mode())
 	}
-	k := keyFromInfo(fi)
-	proveIdentity(f, &k)
-	return k, nil
+	return keyOfFile(f, fi), nil
 }
 
 func notRegular(name string, mode fs.FileMode) error {

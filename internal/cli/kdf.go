@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -82,13 +81,9 @@ func (a *app) deriveKeyCmd() *cobra.Command {
 
 // deriveKeyInChild runs derive-key in a new process of this very image.
 func deriveKeyInChild(passphrase, salt []byte, p backend.Argon2id) ([]byte, error) {
-	// /proc/self/exe is the image this process runs even if its path was
-	// replaced since; elsewhere the path is all there is.
-	exe := "/proc/self/exe"
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find this program to run the key derivation: %w", err)
-		}
+	exe, err := selfImage()
+	if err != nil {
+		return nil, fmt.Errorf("find this program to run the key derivation: %w", err)
 	}
 	in, err := json.Marshal(kdfRequest{Passphrase: passphrase, Salt: salt, Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads})
 	defer clear(in)

@@ -20,13 +20,21 @@ func (a *app) installServiceCmd() *cobra.Command {
 	var printOnly bool
 	cmd := &cobra.Command{
 		Use:   "install-service",
-		Short: "Start the user daemon at login (macOS: a launchd user agent)",
+		Short: "Start the user daemon at login (macOS: a launchd user agent; Windows: a logon task)",
 		Long: `Make the user-mode daemon start at login and restart if it fails.
 
 On macOS this writes the launchd user agent ~/Library/LaunchAgents/` + launchd.Label + `.plist
 (contrib/launchd/ with this executable's path, a log file under ~/Library/Logs/keychain-auth
 and the variables that decide where the daemon's files are: TMPDIR, XDG_*, KEYCHAIN_AUTH_SOCKET)
 and loads it with launchctl. Running it again after an upgrade reloads the agent.
+
+On Windows it creates the Task Scheduler task "keychain-auth", which runs
+"keychain-auth start" as you at each logon with your normal (not elevated)
+rights, from where this executable is now. That daemon has no console: with the
+file store it cannot ask for a passphrase, so use the Credential Manager store
+(the default on Windows) or set KEYCHAIN_AUTH_PASSPHRASE in your user
+environment. Remove it with: schtasks /Delete /TN keychain-auth /F
+
 --print shows every step without doing any.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

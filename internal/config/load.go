@@ -38,13 +38,6 @@ func (o LoadOptions) fileMode() os.FileMode {
 	return o.FileMode
 }
 
-func (o LoadOptions) dirMode() os.FileMode {
-	if o.DirMode == 0 {
-		return fsx.DirMode
-	}
-	return o.DirMode
-}
-
 // Load reads, checks and parses config.json at path. A missing file is an
 // empty configuration. A file others could have written wraps ErrUnsafe; a
 // file that does not parse or validate wraps ErrInvalid.
@@ -117,7 +110,12 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 // result is invalid, or when the content did not change. It returns the
 // configuration as written.
 func Update(ctx context.Context, path string, opts LoadOptions, fn func(*Config) error) (*Config, error) {
-	if err := os.MkdirAll(filepath.Dir(path), opts.dirMode()); err != nil {
+	// A private directory also gets a user-only ACL on Windows.
+	mkdir := func(dir string) error { return fsx.MkdirPrivate(dir) }
+	if opts.DirMode != 0 {
+		mkdir = func(dir string) error { return os.MkdirAll(dir, opts.DirMode) }
+	}
+	if err := mkdir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("create directory for %s: %w", path, err)
 	}
 	unlock, err := fsx.Lock(ctx, path)

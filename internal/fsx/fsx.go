@@ -65,8 +65,13 @@ func WriteWith(path string, perm os.FileMode, fill func(*os.File) error) error {
 	return SyncDir(dir)
 }
 
-// SyncDir fsyncs a directory so a rename in it survives a crash.
+// SyncDir fsyncs a directory so a rename in it survives a crash. Windows
+// cannot flush a directory handle (it answers Access denied); there NTFS
+// journals the rename itself and SyncDir does nothing.
 func SyncDir(dir string) error {
+	if !dirSyncable {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
@@ -78,11 +83,19 @@ func SyncDir(dir string) error {
 	return nil
 }
 
-// MkdirPrivate creates dir (and parents) with DirMode. An existing directory is
-// left as it is; callers that need ownership checks do them separately.
+// MkdirPrivate creates dir (and parents) with DirMode; on Windows, where modes
+// mean nothing, a directory it creates gets an ACL that only lets the user in,
+// which files created in it inherit. An existing directory is left as it is;
+// callers that need ownership checks do them separately.
 func MkdirPrivate(dir string) error {
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	if os.IsNotExist(statErr) {
+		if err := restrictDir(dir); err != nil {
+			return fmt.Errorf("restrict directory %s to its user: %w", dir, err)
+		}
 	}
 	return nil
 }

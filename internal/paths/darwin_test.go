@@ -1,3 +1,8 @@
+//go:build !windows
+
+// The macOS conventions are tested on every Unix-like OS; on Windows,
+// path/filepath joins with backslashes, which macOS paths never have.
+
 package paths
 
 import (

@@ -70,39 +70,13 @@ func (e Env) get(k string) string {
 // makes one unnecessary.
 var ErrNoHome = errors.New("cannot determine the home directory: set HOME")
 
-// User returns the user-mode layout.
-func User(e Env) (Layout, error) {
-	xdg := func(name, fallback string) (string, error) {
-		if v := e.get(name); filepath.IsAbs(v) {
-			return v, nil
-		}
-		if e.Home == "" {
-			return "", ErrNoHome
-		}
-		return filepath.Join(e.Home, fallback), nil
-	}
-	cfgBase, err := xdg("XDG_CONFIG_HOME", userConfigFallback())
-	if err != nil {
-		return Layout{}, err
-	}
-	dataBase, err := xdg("XDG_DATA_HOME", filepath.Join(".local", "share"))
-	if err != nil {
-		return Layout{}, err
-	}
-	if e.Home == "" {
-		return Layout{}, ErrNoHome
-	}
-	l := Layout{Mode: ModeUser}
-	l.ConfigDir = filepath.Join(cfgBase, "keychain-auth")
-	l.ConfigFile = filepath.Join(l.ConfigDir, "config.json")
-	l.PendingFile = filepath.Join(l.ConfigDir, "pending.json")
-	l.StateDir = userAuditDir(e, dataBase)
-	l.AuditFile = filepath.Join(l.StateDir, "audit.log")
-	l.StoreFile = filepath.Join(e.Home, ".keychain-auth", "keyring.json")
-	l.StoreVersionFile = filepath.Join(l.StateDir, "keyring.version")
-	l.SocketPath = UserSocket(e)
-	return l, nil
-}
+// User returns the user-mode layout: XDG directories on Unix, %APPDATA% and
+// %LOCALAPPDATA% on Windows.
+func User(e Env) (Layout, error) { return userLayout(e) }
+
+// PipeName is the user daemon's named pipe on Windows, one per user SID so
+// that users of one machine never meet each other's daemon.
+func PipeName(sid string) string { return `\\.\pipe\keychain-auth-` + sid }
 
 // UserSocket is the user daemon's socket: $KEYCHAIN_AUTH_SOCKET, else under
 // $XDG_RUNTIME_DIR, else under $TMPDIR (or /tmp) in a per-uid directory.
@@ -111,17 +85,6 @@ func UserSocket(e Env) string {
 		return v
 	}
 	return userSocketDefault(e)
-}
-
-func unixUserSocket(e Env) string {
-	if v := e.get("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
-		return filepath.Join(v, "keychain-auth", "agent.sock")
-	}
-	tmp := e.get("TMPDIR")
-	if !filepath.IsAbs(tmp) {
-		tmp = "/tmp"
-	}
-	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
 }
 
 // SystemRoot is $KEYCHAIN_AUTH_SYSTEM_ROOT, or "/".
@@ -168,4 +131,18 @@ func SystemBinary(e Env) string {
 // SystemUnit is where install-system writes the systemd unit.
 func SystemUnit(e Env) string {
 	return filepath.Join(SystemRoot(e), "etc", "systemd", "system", "keychain-auth.service")
+}
+
+// unixUserSocket is the Unix default: under XDG_RUNTIME_DIR, else a
+// per-uid directory under TMPDIR or /tmp. It is plain string work, so it
+// builds everywhere (the macOS choice, tested on Linux, starts from it).
+func unixUserSocket(e Env) string {
+	if v := e.get("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
+		return filepath.Join(v, "keychain-auth", "agent.sock")
+	}
+	tmp := e.get("TMPDIR")
+	if !filepath.IsAbs(tmp) {
+		tmp = "/tmp"
+	}
+	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
 }

@@ -5,3 +5,5 @@ func userConfigFallback() string { return macConfigBase }
 func userAuditDir(e Env, _ string) string { return macAuditDir(e) }
 
 func userSocketDefault(e Env) string { return macUserSocket(e) }
+
+func userLayout(e Env) (Layout, error) { return xdgUser(e) }

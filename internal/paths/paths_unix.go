@@ -9,3 +9,5 @@ func userAuditDir(_ Env, dataBase string) string {
 }
 
 func userSocketDefault(e Env) string { return unixUserSocket(e) }
+
+func userLayout(e Env) (Layout, error) { return xdgUser(e) }

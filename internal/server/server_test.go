@@ -62,7 +62,8 @@ type grant struct {
 	search      bool
 }
 
-// startServer runs a server in-process on a real Unix socket; g == nil
+// startServer runs a server in-process on a real Unix socket (a named pipe
+// on Windows); g == nil
 // leaves the test binary unregistered.
 func startServer(tb testing.TB, be backend.Backend, g *grant, tweak ...func(*Options)) *testServer {
 	tb.Helper()
@@ -72,7 +73,7 @@ func startServer(tb testing.TB, be backend.Backend, g *grant, tweak ...func(*Opt
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	ts := &testServer{
-		socket:  filepath.Join(dir, "run", "agent.sock"),
+		socket:  testSocket(dir),
 		config:  filepath.Join(dir, "config.json"),
 		pending: filepath.Join(dir, "pending.json"),
 	}
@@ -153,7 +154,7 @@ type conn struct {
 
 func (ts *testServer) dial(tb testing.TB) *conn {
 	tb.Helper()
-	nc, err := net.Dial("unix", ts.socket)
+	nc, err := testDial(ts.socket)
 	if err != nil {
 		tb.Fatal(err)
 	}

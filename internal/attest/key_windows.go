@@ -1,0 +1,86 @@
+package attest
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// keyOfFile asks the handle for the file's identity: the volume serial
+// number and the 64-bit file reference number, plus the change time. Only
+// NTFS is trusted with the cache: its reference number carries a sequence
+// number that changes when a freed file record is reused, so a new file
+// never takes an old one's identity. Elsewhere (FAT, ReFS, whose 128-bit
+// IDs do not fit, network shares) Dev and Ino stay zero and the cache is off.
+func keyOfFile(f *os.File, fi fs.FileInfo) Key {
+	k := Key{Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
+	h := windows.Handle(f.Fd())
+	if !onNTFS(h) {
+		return k
+	}
+	var d windows.ByHandleFileInformation
+	var bi fileBasicInfo
+	if windows.GetFileInformationByHandle(h, &d) != nil ||
+		windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&bi)), uint32(unsafe.Sizeof(bi))) != nil {
+		return k
+	}
+	k.Dev = uint64(d.VolumeSerialNumber)
+	k.Ino = uint64(d.FileIndexHigh)<<32 | uint64(d.FileIndexLow)
+	k.Ctime = filetimeNanos(bi.ChangeTime)
+	// The reference number's sequence part is the proof the cache asks
+	// for (see Key): a reused file record gets a new one.
+	k.Handle = fmt.Sprintf("ntfs:%x:%x", k.Dev, k.Ino)
+	return k
+}
+
+// fileRemoteProtocolInfo is FILE_INFO_BY_HANDLE_CLASS FileRemoteProtocolInfo.
+const fileRemoteProtocolInfo = 13
+
+// checkFilesystem refuses an image on a network share: the server can
+// change its bytes under unchanged attributes (see the Linux version). The
+// remote-protocol query succeeds only for files reached over a redirector.
+func checkFilesystem(f *os.File) error {
+	var info [256]byte
+	if windows.GetFileInformationByHandleEx(windows.Handle(f.Fd()), fileRemoteProtocolInfo, &info[0], uint32(len(info))) == nil {
+		return &UntrustedFSError{Name: f.Name(), FS: "network share"}
+	}
+	return nil
+}
+
+// fileBasicInfo is FILE_BASIC_INFO: times in 100 ns units since 1601.
+type fileBasicInfo struct {
+	CreationTime, LastAccessTime, LastWriteTime, ChangeTime int64
+	FileAttributes                                          uint32
+	_                                                       uint32
+}
+
+func filetimeNanos(t int64) int64 {
+	ft := windows.Filetime{LowDateTime: uint32(t), HighDateTime: uint32(t >> 32)}
+	return ft.Nanoseconds()
+}
+
+func onNTFS(h windows.Handle) bool {
+	var name [32]uint16
+	if windows.GetVolumeInformationByHandle(h, nil, 0, nil, nil, nil, &name[0], uint32(len(name))) != nil {
+		return false
+	}
+	return windows.UTF16ToString(name[:]) == "NTFS"
+}
+
+// statKey opens path to ask its handle, so a key from a path and one from an
+// open file agree.
+func statKey(path string) (Key, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Key{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Key{}, err
+	}
+	return keyOfFile(f, fi), nil
+}
