@@ -203,33 +203,62 @@ func transient(d policy.Decision) bool {
 	return d.Reason == protocol.ReasonConfigInvalid || d.Reason == protocol.ReasonInternalError
 }
 
-func (c *session) recordPending() {
+// pendingTimeout bounds the wait for pending.json's lock and write.
+const pendingTimeout = 5 * time.Second
+
+// recordPending queues the caller for approval. The record is on disk
+// before the refusal is sent, because the refusal tells the user to run
+// list-pending. A binary retrying in a loop writes at most once a second;
+// the attempts refused in between are written at the end of that second
+// even if it stops trying.
+func (c *session) recordPending(ctx context.Context) {
 	s := c.s
 	if s.opts.PendingFile == "" {
 		return
 	}
-	attempts, ok := s.pending.Admit(c.ident.Hash, s.opts.Now())
-	if !ok {
-		return
-	}
 	info := c.peer.Describe()
-	now := s.opts.Now().UTC()
 	uid := c.peerUID
 	rec := config.PendingRecord{
 		Hash: c.ident.Hash, Path: c.path, CommandLine: info.CommandLine,
-		Count: attempts,
-		PID:   c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+		PID: c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
 	}
-	// The reply must not wait for the disk; Serve waits for these on shutdown.
+	now := s.opts.Now()
+	attempts, ok := s.pending.Admit(rec.Hash, now)
+	if ok {
+		rec.Count = attempts
+		s.writePending(ctx, rec, now)
+		return
+	}
+	at, claimed := s.pending.ClaimFlush(rec.Hash)
+	if !claimed {
+		return
+	}
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now); err != nil {
-			s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		// On shutdown the count is written at once rather than lost.
+		select {
+		case <-t.C:
+		case <-ctx.Done():
 		}
+		n, last := s.pending.Flush(rec.Hash, s.opts.Now())
+		if n == 0 {
+			return
+		}
+		rec.Count = n
+		s.writePending(ctx, rec, last)
 	}()
+}
+
+func (s *Server) writePending(ctx context.Context, rec config.PendingRecord, now time.Time) {
+	// Shutting down is no reason to lose the record.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pendingTimeout)
+	defer cancel()
+	if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now.UTC()); err != nil {
+		s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
+	}
 }
 
 // denyConnect answers the first request (so its id is echoed) with the
@@ -246,7 +275,7 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 	// connect (a liveness probe such as `status`) leaves no record.
 	if (err == nil || errors.Is(err, protocol.ErrLineTooLong)) &&
 		(reason == protocol.ReasonUnregisteredBinary || reason == protocol.ReasonHashMismatch) {
-		c.recordPending()
+		c.recordPending(ctx)
 	}
 	if err == nil {
 		req, _ := protocol.DecodeRequest(line)

@@ -396,3 +396,44 @@ func TestPrewarmHashesRegisteredBinariesAtStart(t *testing.T) {
 		t.Fatalf("first connection after start: hits %d->%d, misses %d; want it answered from the cache", hits0, hits, misses)
 	}
 }
+
+// The refusal tells the user to run list-pending, so the record must be
+// there as soon as the refusal is.
+func TestPendingRecordIsWrittenBeforeTheRefusal(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	c := ts.dial(t)
+	mustStatus(t, c.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	recs, err := config.LoadPending(ts.pending, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hash := self(t)
+	if len(recs) != 1 || recs[0].Hash != hash {
+		t.Fatalf("pending.json right after the refusal: %+v; want the refused binary", recs)
+	}
+}
+
+// Attempts refused within the limiter's second are written at the end of
+// it, while the daemon keeps running and without a later attempt.
+func TestSuppressedAttemptsAreCountedWithinASecond(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	for range 3 {
+		c := ts.dial(t)
+		mustStatus(t, c.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	}
+	count := func() int {
+		recs, err := config.LoadPending(ts.pending, time.Now())
+		if err != nil || len(recs) != 1 {
+			return -1
+		}
+		return recs[0].Count
+	}
+	// Generous bound: the flush is due one second after the first attempt.
+	deadline := time.Now().Add(10 * time.Second)
+	for count() != 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("pending count %d ten seconds after 3 attempts, want 3", n)
+	}
+}
