@@ -95,7 +95,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		})
 	}
 
-	if !s.track(c) {
+	if ok, closing := s.track(c); closing {
+		// Accepted as the daemon began to stop: shutdown waits for no one
+		// it has not started serving.
+		return
+	} else if !ok {
 		c.log.Warn("connection refused: too many connections for this uid", "limit", s.opts.MaxConnsPerUID)
 		resp := protocol.Failure(nil, protocol.ReasonRateLimited, "too many connections from this user; close some and retry")
 		if c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonRateLimited)}) != nil {
@@ -289,8 +293,8 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 		// The caller hung up (or timed out) without asking for anything:
 		// a liveness probe such as `status`, not a refused request. It got
 		// no answer, so there is no decision to record.
+		// Nothing was sent, so there is no reply to drain for.
 		c.log.Debug("refused caller left without a request", "reason", reason)
-		c.closeGracefully()
 		return
 	}
 	c.log.Info("connection denied", "reason", reason)
@@ -351,13 +355,15 @@ func (c *session) reply(resp *protocol.Response) error {
 
 // closeGracefully lets the client read our last reply: closing a socket
 // with unread input can discard what we sent, so shut down our side, drain
-// what the client still sends for a bounded time, then close.
+// what the client still sends for a bounded time, then close. A session
+// interrupted by shutdown keeps its past deadline and is not drained: a
+// client that keeps its end open must not hold up SIGTERM.
 func (c *session) closeGracefully() {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := c.nc.(closeWriter); ok {
 		cw.CloseWrite()
 	}
-	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	c.setReadDeadline(time.Now().Add(c.s.opts.DrainTimeout))
 	io.Copy(io.Discard, io.LimitReader(c.nc, protocol.MaxLineSize))
 	c.nc.Close()
 }

@@ -26,10 +26,10 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultLineTimeout    = 30 * time.Second
 	DefaultMaxConnsPerUID = 256
-	// drainTimeout bounds how long a connection we are closing is drained so
-	// that the client can still read our last reply.
-	drainTimeout = time.Second
-	writeTimeout = 30 * time.Second
+	// DefaultDrainTimeout bounds how long a connection we are closing is
+	// drained so that the client can still read our last reply.
+	DefaultDrainTimeout = time.Second
+	writeTimeout        = 30 * time.Second
 )
 
 // Auditor receives one record per decision. If Log fails, the request it
@@ -57,6 +57,8 @@ type Options struct {
 	IdleTimeout    time.Duration
 	LineTimeout    time.Duration
 	MaxConnsPerUID int
+	// DrainTimeout: see DefaultDrainTimeout. Shutdown does not wait for it.
+	DrainTimeout time.Duration
 	// ConfigPoll is how often config.json is checked for changes to record
 	// while no request arrives (0: DefaultConfigPoll; negative: never).
 	ConfigPoll time.Duration
@@ -107,6 +109,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxConnsPerUID <= 0 {
 		opts.MaxConnsPerUID = DefaultMaxConnsPerUID
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -197,18 +202,19 @@ func (s *Server) shutdownWait() {
 }
 
 // track registers a session under its uid, enforcing the per-uid cap.
-func (s *Server) track(c *session) (ok bool) {
+// closing reports that the server is shutting down instead.
+func (s *Server) track(c *session) (ok, closing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return false, true
 	}
 	if s.perUID[c.peerUID] >= s.opts.MaxConnsPerUID {
-		return false
+		return false, false
 	}
 	s.perUID[c.peerUID]++
 	s.conns[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (s *Server) untrack(c *session) {

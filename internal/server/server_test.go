@@ -437,3 +437,27 @@ func TestSuppressedAttemptsAreCountedWithinASecond(t *testing.T) {
 		t.Fatalf("pending count %d ten seconds after 3 attempts, want 3", n)
 	}
 }
+
+// SIGTERM must not wait for clients that keep their end open: an idle
+// refused caller that never sent a request, and one whose refusal is being
+// drained. The drain timeout is made long so that waiting for it shows.
+func TestShutdownDoesNotWaitForDrains(t *testing.T) {
+	ts := startServer(t, nil, nil, func(o *Options) {
+		o.DrainTimeout = time.Hour
+		o.LineTimeout = time.Hour
+	})
+	silent := ts.dial(t) // unregistered, sends nothing, stays open
+	refused := ts.dial(t)
+	mustStatus(t, refused.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	waitUntil(t, func() bool { return ts.srv.ConnCount() == 2 })
+	_ = silent
+	start := time.Now()
+	ts.cancel()
+	select {
+	case <-ts.done:
+		ts.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("shutdown waited for a client that keeps its connection open")
+	}
+	t.Logf("stopped in %v", time.Since(start))
+}
