@@ -78,12 +78,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.r.OnLineStart(func() { c.setReadDeadline(time.Now().Add(s.opts.LineTimeout)) })
 	defer nc.Close()
 
-	p, err := peer.FromConn(nc)
+	p, err := s.opts.fromConn(nc)
 	if err != nil {
-		c.log.Error("cannot identify peer; closing", "err", err)
-		c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonInternalError),
-			Message: "the daemon could not identify the connecting process"})
-		c.reply(protocol.Failure(nil, protocol.ReasonInternalError, "the daemon could not identify the connecting process"))
+		c.unidentified(ctx, err)
 		return
 	}
 	defer p.Close()
@@ -129,6 +126,30 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	c.serve(ctx)
+}
+
+// unknownUID stands for a peer the kernel could not name: (uid_t)-1 is
+// no user's uid. Such sessions share one connection cap.
+const unknownUID = ^uint32(0)
+
+// unidentified refuses a peer whose identity the kernel could not give. A
+// peer that has already exited is most often a liveness probe (`status`)
+// that connected and hung up before the daemon looked: like any refused
+// caller, it is recorded only if it sent a request.
+func (c *session) unidentified(ctx context.Context, err error) {
+	reason, msg := protocol.ReasonInternalError, "the daemon could not identify the connecting process"
+	if errors.Is(err, peer.ErrGone) {
+		c.log.Info("peer exited before it could be identified", "err", err)
+		reason, msg = protocol.ReasonProcessChanged, "the connecting process exited before it could be identified"
+	} else {
+		c.log.Error("cannot identify peer; closing", "err", err)
+	}
+	c.peerUID = unknownUID
+	if ok, _ := c.s.track(c); !ok {
+		return
+	}
+	defer c.s.untrack(c)
+	c.denyConnect(ctx, reason, msg)
 }
 
 // attest hashes the image the peer runs, through the kernel's handle on it,

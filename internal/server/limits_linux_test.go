@@ -37,7 +37,7 @@ const (
 )
 
 // TestHelperClient is not a test: it is the client process the tests below
-// start. Modes: "half" sends half a request line, "wait" sends a whole one
+// start. Modes: "probe" connects and exits at once, "half" sends half a request line, "wait" sends a whole one
 // and never reads the reply, "ask" sends a whole one and prints the reply.
 // "half" and "wait" print "ready" and then block until killed.
 func TestHelperClient(t *testing.T) {
@@ -51,6 +51,10 @@ func TestHelperClient(t *testing.T) {
 		os.Exit(2)
 	}
 	switch mode {
+	case "probe":
+		// A liveness probe: connect, hang up, exit.
+		c.Close()
+		os.Exit(0)
 	case "half":
 		io.WriteString(c, `{"type":"REQUEST","action":"read","service":"s`)
 	case "wait", "ask":

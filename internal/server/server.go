@@ -19,6 +19,7 @@ import (
 	"github.com/The-17/keychain-auth/internal/audit"
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/peer"
 )
 
 // Defaults from the protocol contract.
@@ -66,6 +67,10 @@ type Options struct {
 	NoPrewarm bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// fromConn asks the kernel who the peer is (nil: peer.FromConn); tests
+	// replace it to produce what only some kernels do.
+	fromConn func(net.Conn) (*peer.Peer, error)
 }
 
 // Server is a running daemon core.
@@ -112,6 +117,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.fromConn == nil {
+		opts.fromConn = peer.FromConn
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -446,11 +446,11 @@ func TestShutdownDoesNotWaitForDrains(t *testing.T) {
 		o.DrainTimeout = time.Hour
 		o.LineTimeout = time.Hour
 	})
-	silent := ts.dial(t) // unregistered, sends nothing, stays open
+	ts.dial(t) // unregistered, sends nothing, stays open
 	refused := ts.dial(t)
 	mustStatus(t, refused.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
 	waitUntil(t, func() bool { return ts.srv.ConnCount() == 2 })
-	_ = silent
+
 	start := time.Now()
 	ts.cancel()
 	select {
