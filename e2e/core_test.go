@@ -142,6 +142,9 @@ func TestAbsentTargets(t *testing.T) {
 	if resps[2].Results != nil || !slices.Equal(resps[2].Missing, []string{"b"}) {
 		t.Errorf("require_all read must return nothing but missing: %+v", resps[2])
 	}
+	if !strings.HasPrefix(resps[2].Message, "1 of the requested targets does not exist") {
+		t.Errorf("message for one absent target: %q", resps[2].Message)
+	}
 	wantStatus(t, resps[3], protocol.StatusError, protocol.ReasonNotFound)
 	if got := values(resps[4]); got["a"] != "A" {
 		t.Errorf("require_all delete with a missing target must delete nothing; a=%q", got["a"])

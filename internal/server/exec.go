@@ -270,8 +270,11 @@ func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request)
 }
 
 func notFound(missing []string) outcome {
-	return outcome{reason: protocol.ReasonNotFound, missing: missing,
-		message: fmt.Sprintf("%d of the requested targets do not exist; nothing was done", len(missing))}
+	msg := fmt.Sprintf("%d of the requested targets do not exist; nothing was done", len(missing))
+	if len(missing) == 1 {
+		msg = "1 of the requested targets does not exist; nothing was done"
+	}
+	return outcome{reason: protocol.ReasonNotFound, missing: missing, message: msg}
 }
 
 // itemResults converts items to results, consuming (zeroing) their values.
