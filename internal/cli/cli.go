@@ -52,6 +52,10 @@ type app struct {
 	uid            int
 	// mode is --mode: auto (""), user or system.
 	mode string
+	// systemOwner is the uid that must own the system config.json for the
+	// admin commands to read it: root (0). Tests run by an ordinary user,
+	// who cannot make a file root's, set their own uid.
+	systemOwner int
 }
 
 func (a *app) env() (paths.Env, error) {
