@@ -80,6 +80,7 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 // recheck confirms the peer still runs the image verified at connect and
 // has not been tampered with since.
 func (c *session) recheck() (protocol.Reason, string) {
+	c.step("recheck")
 	key, err := attest.StatKey(c.peer.ExePath())
 	if err == nil {
 		err = c.peer.Alive()

@@ -45,6 +45,10 @@ func TestHelperClient(t *testing.T) {
 	if mode == "" {
 		return
 	}
+	if mode == "idle" {
+		// Just a process running this image.
+		select {}
+	}
 	c, err := net.Dial("unix", os.Getenv(helperSockEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
@@ -54,6 +58,26 @@ func TestHelperClient(t *testing.T) {
 	case "probe":
 		// A liveness probe: connect, hang up, exit.
 		c.Close()
+		os.Exit(0)
+	case "two", "two-exit":
+		// One request, then another once told to on stdin; two-exit
+		// exits right after sending it.
+		r := bufio.NewReader(c)
+		for i := range 2 {
+			if i == 1 {
+				bufio.NewReader(os.Stdin).ReadString('\n')
+			}
+			io.WriteString(c, readReq("svc", "a")+"\n")
+			if i == 1 && mode == "two-exit" {
+				os.Exit(0)
+			}
+			line, err := r.ReadString('\n')
+			if err != nil {
+				fmt.Println("closed")
+				os.Exit(0)
+			}
+			fmt.Print(line)
+		}
 		os.Exit(0)
 	case "half":
 		io.WriteString(c, `{"type":"REQUEST","action":"read","service":"s`)

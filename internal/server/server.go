@@ -71,6 +71,9 @@ type Options struct {
 	// fromConn asks the kernel who the peer is (nil: peer.FromConn); tests
 	// replace it to produce what only some kernels do.
 	fromConn func(net.Conn) (*peer.Peer, error)
+	// atStep, when set, is called at named steps of a session's checks, so
+	// a test can change the peer at exactly that moment.
+	atStep func(step string)
 }
 
 // Server is a running daemon core.
