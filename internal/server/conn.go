@@ -139,7 +139,7 @@ const unknownUID = ^uint32(0)
 func (c *session) unidentified(ctx context.Context, err error) {
 	reason, msg := protocol.ReasonInternalError, "the daemon could not identify the connecting process"
 	if errors.Is(err, peer.ErrGone) {
-		c.log.Info("peer exited before it could be identified", "err", err)
+		c.log.Debug("peer exited before it could be identified", "err", err)
 		reason, msg = protocol.ReasonProcessChanged, "the connecting process exited before it could be identified"
 	} else {
 		c.log.Error("cannot identify peer; closing", "err", err)
@@ -181,12 +181,14 @@ func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
 // peerError turns a failure to verify the peer into a refusal; ctx is the
 // server's, so a cancellation it did not cause was the client hanging up.
 func (c *session) peerError(ctx context.Context, what string, err error) (protocol.Reason, string) {
+	// A probe that connects and leaves shows up as these two; denyConnect
+	// logs at info level only a caller that asked for something.
 	if errors.Is(err, peer.ErrGone) || errors.Is(err, attest.ErrChanged) {
-		c.log.Info("peer changed during verification", "step", what, "err", err)
+		c.log.Debug("peer changed during verification", "step", what, "err", err)
 		return protocol.ReasonProcessChanged, "the connecting process exited or changed its executable during verification"
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
-		c.log.Info("client hung up during verification", "step", what)
+		c.log.Debug("client hung up during verification", "step", what)
 		return protocol.ReasonProcessChanged, "the connecting process hung up during verification"
 	}
 	if errors.Is(err, attest.ErrUntrustedFS) || errors.Is(err, attest.ErrTooLarge) {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"github.com/The-17/keychain-auth/internal/audit"
@@ -30,8 +33,10 @@ func (l gatedListener) Accept() (net.Conn, error) {
 func TestProbeThatExitedLeavesNoRecord(t *testing.T) {
 	rec := &recorder{}
 	gate := make(chan struct{})
+	var logs syncBuf
 	ts := startServer(t, nil, nil, withAudit(rec, -1), func(o *Options) {
 		o.Listener = gatedListener{Listener: o.Listener, gate: gate}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) // info and above
 	})
 	for range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperClient$")
@@ -49,6 +54,29 @@ func TestProbeThatExitedLeavesNoRecord(t *testing.T) {
 	for _, r := range rec.events(audit.EventConnectDenied) {
 		t.Errorf("a probe that exited left a record: %s %s %q", r.Result, r.Reason, r.Message)
 	}
+	// Nor a line in the daemon's log at its default level: every status
+	// call would add one.
+	if s := logs.String(); s != "" {
+		t.Errorf("probes logged at info level or above:\n%s", s)
+	}
+}
+
+// syncBuf is a log destination safe for the server's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestGonePeerIsRecordedOnlyIfItAsked: where the kernel lacks SO_PEERPIDFD,
