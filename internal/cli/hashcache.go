@@ -57,17 +57,34 @@ func (a *app) hasher(readCache bool) (h *attest.Attestor, save func()) {
 	if file == "" {
 		return h, func() {}
 	}
+	saved := loadHashCache(file)
 	if readCache {
-		h.Remember(loadHashCache(file)...)
+		h.Remember(saved...)
 	}
 	return h, func() {
-		// Keep what earlier runs hashed: a command hashes only some files.
 		known := h.Known()
-		if !readCache {
-			known = append(known, loadHashCache(file)...)
+		// check runs often (clients call it to repair themselves): write
+		// only what the file does not hold yet.
+		if subset(known, saved) {
+			return
 		}
-		saveHashCache(file, known)
+		// Keep what earlier runs hashed: a command hashes only some files.
+		saveHashCache(file, append(known, saved...))
 	}
+}
+
+// subset reports whether every identity in ids is in of.
+func subset(ids, of []attest.Identity) bool {
+	have := make(map[attest.Identity]bool, len(of))
+	for _, id := range of {
+		have[id] = true
+	}
+	for _, id := range ids {
+		if id.Key.Handle != "" && !have[id] {
+			return false
+		}
+	}
+	return true
 }
 
 func loadHashCache(file string) []attest.Identity {
