@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -438,5 +439,38 @@ func TestAuditFailClosedAndRecovers(t *testing.T) {
 	recs := e.records()
 	if len(recs) != 2 || !slices.Equal(recs[0].Targets, []string{"recovered"}) || recs[1].Event != audit.EventDaemonStop {
 		t.Errorf("records after recovery: %+v", recs)
+	}
+}
+
+// TestStatusProbesLeaveNoDenials: `status` connects and hangs up. That is
+// not a refused request, so it must leave no record at all: no
+// connect_denied for `audit --denied` to show as an attack, nothing queued.
+func TestStatusProbesLeaveNoDenials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				if _, errOut, code := e.ka("status"); code != 0 {
+					t.Errorf("status: exit %d: %s", code, errOut)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if out := e.mustKA("audit", "--denied", "--json"); strings.TrimSpace(out) != "" {
+		t.Errorf("audit --denied after status probes:\n%s", out)
+	}
+	for _, r := range e.records() {
+		if r.Event != audit.EventDaemonStart {
+			t.Errorf("a probe left a %s record: %s %s %q", r.Event, r.Result, r.Reason, r.Message)
+		}
+	}
+	if exists(e.pendingFile()) {
+		if out := e.mustKA("list-pending", "--json"); strings.TrimSpace(out) != "[]" {
+			t.Errorf("probes were queued for approval: %s", out)
+		}
 	}
 }

@@ -142,6 +142,9 @@ func TestAbsentTargets(t *testing.T) {
 	if resps[2].Results != nil || !slices.Equal(resps[2].Missing, []string{"b"}) {
 		t.Errorf("require_all read must return nothing but missing: %+v", resps[2])
 	}
+	if !strings.HasPrefix(resps[2].Message, "1 of the requested targets does not exist") {
+		t.Errorf("message for one absent target: %q", resps[2].Message)
+	}
 	wantStatus(t, resps[3], protocol.StatusError, protocol.ReasonNotFound)
 	if got := values(resps[4]); got["a"] != "A" {
 		t.Errorf("require_all delete with a missing target must delete nothing; a=%q", got["a"])
@@ -428,7 +431,7 @@ func copyFile(t *testing.T, src, dst string) {
 func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.start()
+	d := e.start()
 	second := e.spawn()
 	if code := second.wait(); code != 1 {
 		t.Fatalf("second daemon on the same socket: exit %d, want 1\n%s", code, second.stderr)
@@ -436,6 +439,21 @@ func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 	if msg := second.stderr.String(); !strings.Contains(msg, "already running") {
 		t.Errorf("stderr should say already running: %q", msg)
 	}
+	first := fmt.Sprintf("pid %d", d.cmd.Process.Pid)
+	if msg := second.stderr.String(); !strings.Contains(msg, first) || !strings.Contains(msg, "its own state") {
+		t.Errorf("stderr should name the running daemon (%s) and what a second one needs: %q", first, msg)
+	}
+	// --socket alone would share the first daemon's audit log: the refusal
+	// names the daemon that holds it and the hint that works.
+	other := e.spawn("--socket", filepath.Join(filepath.Dir(e.socket), "other.sock"))
+	if code := other.wait(); code != 1 {
+		t.Fatalf("second daemon on another socket, same HOME: exit %d, want 1\n%s", code, other.stderr)
+	}
+	if msg := other.stderr.String(); !strings.Contains(msg, first) || !strings.Contains(msg, "XDG_DATA_HOME") {
+		t.Errorf("stderr should name the daemon holding the audit log (%s) and the hint: %q", first, msg)
+	}
+	// Following the hint works: another HOME, another daemon.
+	newEnv(t).start()
 	// The first one still answers.
 	if _, _, code := e.ka("status"); code != 0 {
 		t.Error("the running daemon stopped answering after a second start was refused")

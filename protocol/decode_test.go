@@ -88,8 +88,8 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"values on read", req(`"action":"read","service":"s","targets":["a"],"values":["x"]`), "values", "only allowed on write"},
 		{"values on delete", req(`"action":"delete","service":"s","targets":["a"],"values":["x"]`), "values", "only allowed on write"},
 		{"values on search", req(`"action":"search","service":"s","values":["x"]`), "values", "only allowed on write"},
-		{"write without values", req(`"action":"write","service":"s","targets":["a"]`), "values", "0 entries for 1 targets"},
-		{"write too few values", req(`"action":"write","service":"s","targets":["a","b"],"values":["1"]`), "values", "1 entries for 2 targets"},
+		{"write without values", req(`"action":"write","service":"s","targets":["a"]`), "values", "0 entries for 1 target"},
+		{"write too few values", req(`"action":"write","service":"s","targets":["a","b"],"values":["1"]`), "values", "1 entry for 2 targets"},
 		{"value too long", req(`"action":"write","service":"s","targets":["a"],"values":["` + long(MaxValueLen+1) + `"]`), "values[0]", "65537 bytes"},
 		{"value null", req(`"action":"write","service":"s","targets":["a","b"],"values":["1",null]`), "values[1]", "must be a string, not null"},
 		{"value object", req(`"action":"write","service":"s","targets":["a"],"values":{"a":"1"}`), "values", "must be an array of strings, not an object"},
@@ -395,6 +395,19 @@ func BenchmarkDecodeRequestBatch100(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeRequest(line); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestValueCountMessageAgreesInNumber(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ line, want string }{
+		{req(`"action":"write","service":"s","targets":["a"],"values":["1","2"]`), "has 2 entries for 1 target;"},
+		{req(`"action":"write","service":"s","targets":["a","b"],"values":["1"]`), "has 1 entry for 2 targets;"},
+	} {
+		_, err := DecodeRequest([]byte(tc.line))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", tc.line, err, tc.want)
 		}
 	}
 }

@@ -12,7 +12,11 @@ func TestDocsExamples(t *testing.T) {
 	t.Parallel()
 	doc, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
-		t.Skipf("docs not available: %v", err)
+		// docs/ ships with the module; only a stripped copy lacks it.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("docs/protocol.md: %v", err)
+		}
+		t.Skipf("SKIPPED: docs not available, so the protocol examples are not checked: %v", err)
 	}
 	var request string
 	pairs := 0

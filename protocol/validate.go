@@ -225,7 +225,8 @@ func (r *Request) validateValues() error {
 		return nil
 	}
 	if len(r.Values) != len(r.Targets) {
-		return malformed("values", fmt.Sprintf("has %d entries for %d targets; a write needs exactly one value per target", len(r.Values), len(r.Targets)))
+		return malformed("values", fmt.Sprintf("has %s for %s; a write needs exactly one value per target",
+			count(len(r.Values), "entry", "entries"), count(len(r.Targets), "target", "targets")))
 	}
 	// Values are secrets: the messages give sizes and positions, never
 	// content, and control characters are allowed (PEM keys have newlines).
@@ -300,4 +301,12 @@ func textProblem(s string) string {
 		i += size
 	}
 	return ""
+}
+
+// count writes n with the noun that agrees with it: "1 entry", "2 entries".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

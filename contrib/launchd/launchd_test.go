@@ -70,6 +70,8 @@ func TestAgentWithOptions(t *testing.T) {
 func TestPlutilAcceptsAgent(t *testing.T) {
 	plutil, err := exec.LookPath("plutil")
 	if err != nil {
+		// Correct under CI too: plutil is Apple's and exists only on macOS;
+		// elsewhere the tests above check the plist as XML.
 		t.Skip("SKIPPED: plutil not found (not macOS); the plist is checked as XML only")
 	}
 	p := filepath.Join(t.TempDir(), "agent.plist")

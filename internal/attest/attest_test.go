@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -435,5 +436,47 @@ func TestFormatHash(t *testing.T) {
 	got := FormatHash(sha256.Sum256([]byte("test")))
 	if want := "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"; got != want {
 		t.Errorf("FormatHash = %q, want %q", got, want)
+	}
+}
+
+// Identities saved by an earlier run answer later ones without a read,
+// but only when their key proves the file (a file handle); progress is
+// reported up to the file's size.
+func TestRememberedIdentitiesAndProgress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p, data := writeRandom(t, dir, "tool", 3*hashChunk)
+	var last, total int64
+	first := New(Options{Progress: func(d, n int64) { last, total = d, n }})
+	id, err := first.HashPath(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != int64(len(data)) || total != int64(len(data)) {
+		t.Errorf("progress ended at %d of %d, want %d of %d", last, total, len(data), len(data))
+	}
+	if !id.Key.cacheable() {
+		if os.Getenv("CI") == "true" && runtime.GOOS == "linux" {
+			t.Fatal("no file handle for a file in TMPDIR: CI's Linux filesystems (tmpfs, ext4) give them")
+		}
+		t.Skip("SKIPPING: this filesystem gives no file handles, so no identity can be remembered (TMPDIR on another filesystem tests it)")
+	}
+	known := first.Known()
+	if len(known) != 1 || known[0] != id {
+		t.Fatalf("Known = %+v, want [%+v]", known, id)
+	}
+	next := New(Options{})
+	unproven := id
+	unproven.Key.Handle = ""
+	next.Remember(unproven)
+	if len(next.Known()) != 0 {
+		t.Fatal("an identity without a file handle was remembered")
+	}
+	forged := id
+	forged.Hash = wantHash(nil)
+	next.Remember(forged)
+	got, err := next.HashPath(context.Background(), p)
+	if err != nil || got.Hash != forged.Hash {
+		t.Fatalf("HashPath after Remember = %s, %v; want the remembered hash, without reading the file", got.Hash, err)
 	}
 }

@@ -23,6 +23,9 @@ type Options struct {
 	// MaxSize is the largest image hashed (default DefaultMaxSize); a larger
 	// one is refused with ErrTooLarge before anything is read.
 	MaxSize int64
+	// Progress, when set, is called as a hash proceeds, with the bytes read
+	// so far and the file's size, from the goroutine that hashes.
+	Progress func(done, total int64)
 }
 
 // DefaultMaxSize is far above any real program (large browsers and
@@ -36,6 +39,7 @@ type Attestor struct {
 	sem          chan struct{}
 	cacheEntries int
 	maxSize      int64
+	progress     func(done, total int64)
 
 	// uidSlots gives each uid at most one of the hashing slots, so one
 	// user's flood of large distinct images cannot take them all.
@@ -86,6 +90,7 @@ func New(opts Options) *Attestor {
 		sem:          make(chan struct{}, opts.MaxConcurrent),
 		cacheEntries: opts.CacheEntries,
 		maxSize:      opts.MaxSize,
+		progress:     opts.Progress,
 		uidSlots:     make(map[uint32]*uidSlot),
 		lru:          list.New(),
 		byKey:        make(map[Key]*list.Element),
@@ -232,6 +237,32 @@ func (a *Attestor) HashPath(ctx context.Context, path string) (Identity, error) 
 	return a.Hash(ctx, f)
 }
 
+// Remember adds identities hashed earlier, such as those a command saved
+// from its last run, to the cache. An identity whose key proves nothing
+// (no file handle) is ignored: it could describe a later file that got a
+// freed inode number.
+func (a *Attestor) Remember(ids ...Identity) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		if id.Key.cacheable() {
+			a.store(id.Key, id.Hash)
+		}
+	}
+}
+
+// Known returns the cached identities, most recently used first.
+func (a *Attestor) Known() []Identity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Identity, 0, a.lru.Len())
+	for el := a.lru.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*entry)
+		out = append(out, Identity{Hash: e.hash, Key: e.key})
+	}
+	return out
+}
+
 // store records a hash; the caller holds a.mu.
 func (a *Attestor) store(key Key, hash string) {
 	if el, ok := a.byKey[key]; ok {
@@ -278,6 +309,9 @@ func (a *Attestor) compute(ctx context.Context, f *os.File, key Key, uid *uint32
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), key.Size-off)], off)
 		h.Write(buf[:n])
 		off += int64(n)
+		if a.progress != nil {
+			a.progress(off, key.Size)
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}

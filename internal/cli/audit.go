@@ -293,6 +293,9 @@ func auditColumns(r audit.Record) []string {
 func (a *app) startAudit(ctx context.Context, log *slog.Logger, layout paths.Layout, maxSize int64,
 	cache *config.Cache, backend string) (*audit.Log, error) {
 	l, err := audit.Open(layout.AuditFile, audit.Options{MaxSize: maxSize, Logger: log})
+	if errors.Is(err, audit.ErrInUse) {
+		return nil, inUseError(layout.AuditFile, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot start without the audit log: %w", err)
 	}
@@ -334,4 +337,34 @@ func (a *app) stopAudit(log *slog.Logger, l *audit.Log) {
 	if err := l.Close(); err != nil {
 		log.Error("cannot close the audit log cleanly; the next start will report its tail as unchecked", "err", err)
 	}
+}
+
+// inUseError says which daemon holds the audit log and what works instead:
+// a daemon on another --socket with the same HOME shares the first one's
+// audit log, config and store, so it can never start.
+func inUseError(file string, err error) error {
+	who := "another keychain-auth daemon"
+	if pid, socket, ok := lastDaemonStart(file); ok {
+		who = fmt.Sprintf("another keychain-auth daemon (its start is logged as pid %d on %s)", pid, socket)
+	}
+	return fmt.Errorf("cannot start: %s holds the audit log %s (%w). Stop it first; "+
+		"a second daemon needs its own state as well as its own socket: run it with another HOME, "+
+		"or with XDG_CONFIG_HOME, XDG_DATA_HOME and XDG_RUNTIME_DIR pointing to directories of its own", who, file, audit.ErrInUse)
+}
+
+// lastDaemonStart finds the pid and socket of the latest daemon_start
+// record in the log; the daemon holding the log wrote it.
+func lastDaemonStart(file string) (pid int, socket string, ok bool) {
+	audit.Read(file, func(e audit.Entry) error {
+		if e.Err != nil || e.Record.Event != audit.EventDaemonStart {
+			return nil
+		}
+		var d struct {
+			Socket string `json:"socket"`
+		}
+		json.Unmarshal(e.Record.Details, &d)
+		pid, socket, ok = e.Record.PID, d.Socket, e.Record.PID > 0 && d.Socket != ""
+		return nil
+	})
+	return pid, socket, ok
 }

@@ -55,6 +55,10 @@ type app struct {
 	// noHarden keeps a test process dumpable and its memory unlocked where
 	// a command would harden the process it runs in (derive-key).
 	noHarden bool
+	// systemOwner is the uid that must own the system config.json for the
+	// admin commands to read it: root (0). Tests run by an ordinary user,
+	// who cannot make a file root's, set their own uid.
+	systemOwner int
 }
 
 func (a *app) env() (paths.Env, error) {

@@ -52,7 +52,9 @@ func (a *app) listCmd() *cobra.Command {
 		Long: `Show every registered binary, its privileges and when it was registered. Each
 path is hashed again, so a binary that was rebuilt or replaced since it was
 registered is marked "changed on disk" (the daemon now refuses it with
-hash_mismatch; run upgrade if you trust the new file).`,
+hash_mismatch; run upgrade if you trust the new file). A file whose identity
+(inode, size, times, file handle) is unchanged since it was last hashed is
+not read again: its hash is kept in the user's cache directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.list(cmd.Context(), asJSON)
@@ -71,7 +73,7 @@ func (a *app) list(ctx context.Context, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	hasher := attest.New(attest.Options{})
+	hasher, save := a.hasher(true)
 	out := make([]listedBinary, 0, len(cfg.Binaries))
 	for _, e := range cfg.Binaries {
 		lb := listedBinary{
@@ -86,6 +88,7 @@ func (a *app) list(ctx context.Context, asJSON bool) error {
 		lb.FileStatus, lb.CurrentHash, lb.FileError = fileState(ctx, hasher, e)
 		out = append(out, lb)
 	}
+	save()
 	if asJSON {
 		return writeJSON(a.stdout, out)
 	}

@@ -104,7 +104,9 @@ func (a *app) requiresSudo(l paths.Layout) bool { return l.Mode == paths.ModeSys
 // file must be root's, 0644 so the daemon and users can read it.
 func (a *app) loadOpts() config.LoadOptions {
 	if m, err := a.resolveMode(); err == nil && m == paths.ModeSystem {
-		return systemLoadOpts()
+		o := systemLoadOpts()
+		o.OwnerUID = a.systemOwner
+		return o
 	}
 	return config.LoadOptions{OwnerUID: a.uid}
 }

@@ -12,7 +12,7 @@ import (
 
 // harden keeps same-user debuggers out of the daemon (PT_DENY_ATTACH) and
 // secrets out of core dumps. It returns warnings for what failed.
-func harden() (warnings []string) {
+func harden() (warnings []string, notes []note) {
 	unix.Umask(0o077)
 	if err := unix.PtraceDenyAttach(); err != nil {
 		warnings = append(warnings, "cannot refuse debuggers (ptrace PT_DENY_ATTACH): "+err.Error())
@@ -23,7 +23,7 @@ func harden() (warnings []string) {
 	// mlockall is left out: with MCL_FUTURE the Go runtime dies the first
 	// time a locked mapping cannot grow. The Keychain, not this process,
 	// keeps secrets at rest.
-	return warnings
+	return warnings, nil
 }
 
 func registerPlatformBackends(r *backend.Registry) {

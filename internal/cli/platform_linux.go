@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"time"
 
@@ -13,8 +15,9 @@ import (
 )
 
 // harden makes the daemon's memory unreadable to same-uid processes and
-// keeps secrets out of core dumps. It returns warnings for what failed.
-func harden() (warnings []string) {
+// keeps secrets out of core dumps. It returns warnings for what failed, and
+// notes: facts worth saying once that the user may be unable to change.
+func harden() (warnings []string, notes []note) {
 	unix.Umask(0o077)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		warnings = append(warnings, "cannot disable ptrace/dumping (PR_SET_DUMPABLE): "+err.Error())
@@ -22,10 +25,12 @@ func harden() (warnings []string) {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		warnings = append(warnings, "cannot disable core dumps (RLIMIT_CORE): "+err.Error())
 	}
-	if w := lockMemory(); w != "" {
+	if w, n := lockMemory(); w != "" {
 		warnings = append(warnings, w)
+	} else if n.msg != "" {
+		notes = append(notes, n)
 	}
-	return warnings
+	return warnings, notes
 }
 
 // lockMemory keeps the pages secrets pass through out of swap: every page,
@@ -37,11 +42,10 @@ func harden() (warnings []string) {
 // the limit, and the Go runtime treats a mapping it cannot get as a fatal
 // out-of-memory error: the daemon would crash the first time its heap grew.
 // Swap exposure is the lesser harm, so that case is reported instead.
-func lockMemory() string {
-	const what = "memory not locked (mlockall), so secrets may reach swap: "
+func lockMemory() (warning string, n note) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
-		return what + "read RLIMIT_MEMLOCK: " + err.Error()
+		return memNotLocked + "read RLIMIT_MEMLOCK: " + err.Error(), note{}
 	}
 	if lim.Cur != unix.RLIM_INFINITY && lim.Max == unix.RLIM_INFINITY {
 		lim.Cur = lim.Max
@@ -50,13 +54,42 @@ func lockMemory() string {
 		}
 	}
 	if lim.Cur != unix.RLIM_INFINITY && !hasCapability(unix.CAP_IPC_LOCK) {
-		return what + "RLIMIT_MEMLOCK is " + strconv.FormatUint(lim.Cur, 10) +
-			" bytes; give the daemon an unlimited one (systemd: LimitMEMLOCK=infinity; shell: ulimit -l unlimited) or CAP_IPC_LOCK"
+		return "", memlockNote(lim, swapActive())
 	}
 	if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
-		return what + err.Error()
+		return memNotLocked + err.Error(), note{}
 	}
-	return ""
+	return "", note{}
+}
+
+const memNotLocked = "memory not locked (mlockall), so secrets may reach swap: "
+
+// memlockNote says why memory stays unlocked under a finite limit. It is a
+// note, not a warning: an ordinary user cannot raise a hard limit (so
+// "ulimit -l unlimited" would fail), and the daemon runs well without the
+// lock. Without active swap there is nothing to say: no page can reach it.
+func memlockNote(lim unix.Rlimit, swap bool) note {
+	if !swap {
+		return note{}
+	}
+	return note{
+		key: "memlock-" + strconv.FormatUint(lim.Max, 10),
+		msg: memNotLocked + "RLIMIT_MEMLOCK is " + strconv.FormatUint(lim.Cur, 10) + " bytes (hard limit " +
+			strconv.FormatUint(lim.Max, 10) + "), which only root can raise. If that matters to you: have root set " +
+			"\"<user> hard memlock unlimited\" in /etc/security/limits.d/ and start the daemon from a new login, " +
+			"or encrypt swap, or run the daemon in system mode (sudo keychain-auth install-system). " +
+			"This is said once for this limit",
+	}
+}
+
+// swapActive reports whether any swap area is in use. /proc/swaps has a
+// header line and one line per area; when it cannot be read, assume swap.
+func swapActive() bool {
+	b, err := os.ReadFile("/proc/swaps")
+	if err != nil {
+		return true
+	}
+	return len(bytes.Split(bytes.TrimSpace(b), []byte("\n"))) > 1
 }
 
 // hasCapability reports whether the process has capability c in its

@@ -9,8 +9,8 @@ import (
 	"github.com/The-17/keychain-auth/internal/backend"
 )
 
-func harden() []string {
-	return []string{"memory hardening (non-dumpable, no core dumps) is not implemented on this OS"}
+func harden() ([]string, []note) {
+	return []string{"memory hardening (non-dumpable, no core dumps) is not implemented on this OS"}, nil
 }
 
 // registerPlatformBackends: the keychain (macOS) and wincred (Windows)

@@ -8,8 +8,8 @@ import (
 	"github.com/The-17/keychain-auth/internal/backend/wincred"
 )
 
-func harden() []string {
-	return []string{"memory hardening (no crash dumps, locked memory) is not implemented on windows"}
+func harden() ([]string, []note) {
+	return []string{"memory hardening (no crash dumps, locked memory) is not implemented on windows"}, nil
 }
 
 func registerPlatformBackends(r *backend.Registry) {

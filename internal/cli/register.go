@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/The-17/keychain-auth/internal/attest"
 	"github.com/The-17/keychain-auth/internal/config"
 	"github.com/The-17/keychain-auth/internal/paths"
 	"github.com/The-17/keychain-auth/internal/policy"
@@ -126,7 +125,13 @@ func (a *app) hashBinary(ctx context.Context, path string) (resolved, hash strin
 	if err != nil {
 		return "", "", err
 	}
-	id, err := attest.New(attest.Options{}).HashPath(ctx, resolved)
+	// The file's real content decides what is trusted: hash it, never
+	// take the cache's word (see hashcache.go), but leave the result there.
+	h, save := a.hasher(false)
+	id, err := h.HashPath(ctx, resolved)
+	if err == nil {
+		save()
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("hash %s: %w", resolved, err)
 	}

@@ -55,6 +55,9 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 		return err
 	}
 	defer a.stopAudit(log, alog)
+	for _, n := range o.notes {
+		sayOnce(log, filepath.Dir(r.layout.AuditFile), n)
+	}
 	attestor := attest.New(attest.Options{})
 	// keychain-auth exec is honoured only from this very binary.
 	execHash, err := server.SelfHash(ctx, attestor)

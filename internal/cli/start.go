@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,8 @@ type startOpts struct {
 	passphraseFile string
 	logFormat      string
 	auditMaxSize   int64
+	// notes from harden, said once each in serve (see sayOnce).
+	notes []note
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -81,9 +85,11 @@ func (a *app) start(ctx context.Context, o startOpts) error {
 	if !validBackend(o.backend) {
 		return usagef("--backend must be one of auto, file, secret-service, keychain, wincred; not %q", o.backend)
 	}
-	for _, w := range harden() {
+	warnings, notes := harden()
+	for _, w := range warnings {
 		log.Warn(w)
 	}
+	o.notes = notes
 	mode, err := a.startMode()
 	if err != nil {
 		return err
@@ -249,4 +255,27 @@ func (a *app) passphrase(path string, create bool) ([]byte, error) {
 		}
 	}
 	return p, nil
+}
+
+// note is something the daemon says at start that the user may be unable to
+// change (say, a resource limit only root can raise). Repeating it on every
+// start would teach users to ignore the log, so it is said once per key.
+type note struct {
+	key, msg string
+}
+
+// sayOnce logs n at info level the first time, and at debug level once a
+// marker file in dir records that it was said. A marker that cannot be
+// written means saying it again next time, which is harmless.
+func sayOnce(log *slog.Logger, dir string, n note) {
+	marker := filepath.Join(dir, "said-"+n.key)
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		log.Debug(n.msg)
+		return
+	}
+	if err == nil {
+		f.Close()
+	}
+	log.Info(n.msg)
 }

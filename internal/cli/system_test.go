@@ -32,6 +32,8 @@ func systemApp(t *testing.T, uid int, installed bool, extra map[string]string) (
 	}
 	a.getenv = func(k string) string { return env[k] }
 	a.uid = uid
+	// The config below is the test user's; only root can make it root's.
+	a.systemOwner = os.Geteuid()
 	if installed {
 		cfg := filepath.Join(root, "etc", "keychain-auth", "config.json")
 		if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {

@@ -26,6 +26,11 @@ type PendingLimiter struct {
 type limiterSlot struct {
 	admitted   time.Time
 	suppressed int
+	// lastSuppressed is when the latest suppressed attempt was seen.
+	lastSuppressed time.Time
+	// flushClaimed: a caller has taken on writing the suppressed attempts
+	// at the end of the interval (see ClaimFlush).
+	flushClaimed bool
 }
 
 // Admit reports whether a record for hash may be written at now (at most
@@ -42,6 +47,7 @@ func (l *PendingLimiter) Admit(hash string, now time.Time) (attempts int, ok boo
 	s, seen := l.slots[hash]
 	if seen && within(now, s.admitted) {
 		s.suppressed++
+		s.lastSuppressed = now
 		l.slots[hash] = s
 		return 0, false
 	}
@@ -50,7 +56,7 @@ func (l *PendingLimiter) Admit(hash string, now time.Time) (attempts int, ok boo
 		// from turning every call into a full scan.
 		if !within(now, l.lastSweep) {
 			for h, s := range l.slots {
-				if !within(now, s.admitted) {
+				if !within(now, s.admitted) && !s.flushClaimed {
 					delete(l.slots, h)
 				}
 			}
@@ -70,4 +76,40 @@ func (l *PendingLimiter) Admit(hash string, now time.Time) (attempts int, ok boo
 func within(now, t time.Time) bool {
 	d := now.Sub(t)
 	return d >= 0 && d < limiterInterval
+}
+
+// ClaimFlush is called after Admit refused hash. Its suppressed attempts
+// must reach pending.json within about a second even if the binary never
+// tries again, so exactly one refused caller per interval is told to call
+// Flush at the returned time, the end of the interval; the others get false.
+func (l *PendingLimiter) ClaimFlush(hash string) (at time.Time, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, seen := l.slots[hash]
+	if !seen || s.suppressed == 0 || s.flushClaimed {
+		return time.Time{}, false
+	}
+	s.flushClaimed = true
+	l.slots[hash] = s
+	return s.admitted.Add(limiterInterval), true
+}
+
+// Flush returns how many attempts were suppressed since the last write of
+// hash, and when the latest of them was seen, and starts a new interval at
+// now as if they had been written then. It returns 0 when an admitted
+// write has already carried them.
+func (l *PendingLimiter) Flush(hash string, now time.Time) (attempts int, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, seen := l.slots[hash]
+	if !seen {
+		return 0, time.Time{}
+	}
+	if s.suppressed == 0 {
+		s.flushClaimed = false
+		l.slots[hash] = s
+		return 0, time.Time{}
+	}
+	l.slots[hash] = limiterSlot{admitted: now}
+	return s.suppressed, s.lastSuppressed
 }

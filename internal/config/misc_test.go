@@ -171,3 +171,41 @@ func allow(l *PendingLimiter, hash string, now time.Time) bool {
 	_, ok := l.Admit(hash, now)
 	return ok
 }
+
+func TestPendingLimiterFlush(t *testing.T) {
+	t.Parallel()
+	var l PendingLimiter
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	if !allow(&l, hashAgent, t0) {
+		t.Fatal("first attempt refused")
+	}
+	if _, ok := l.ClaimFlush(hashAgent); ok {
+		t.Fatal("flush claimed with nothing suppressed")
+	}
+	allow(&l, hashAgent, t0.Add(100*time.Millisecond))
+	at, ok := l.ClaimFlush(hashAgent)
+	if !ok || !at.Equal(t0.Add(time.Second)) {
+		t.Fatalf("ClaimFlush = %v, %v; want the end of the interval", at, ok)
+	}
+	allow(&l, hashAgent, t0.Add(200*time.Millisecond))
+	if _, ok := l.ClaimFlush(hashAgent); ok {
+		t.Fatal("second claim in one interval")
+	}
+	n, last := l.Flush(hashAgent, at)
+	if n != 2 || !last.Equal(t0.Add(200*time.Millisecond)) {
+		t.Fatalf("Flush = %d, %v; want 2 attempts, last at +200ms", n, last)
+	}
+	// Flushed attempts are not counted again by the next admitted write.
+	if n, ok := l.Admit(hashAgent, at.Add(time.Second)); !ok || n != 1 {
+		t.Fatalf("after flush: Admit = %d, %v; want 1, true", n, ok)
+	}
+	// An admitted write that already carried them leaves nothing to flush.
+	allow(&l, hashAgent, at.Add(1100*time.Millisecond))
+	l.ClaimFlush(hashAgent)
+	if n, ok := l.Admit(hashAgent, at.Add(2*time.Second)); !ok || n != 2 {
+		t.Fatalf("Admit = %d, %v; want 2, true", n, ok)
+	}
+	if n, _ := l.Flush(hashAgent, at.Add(2*time.Second)); n != 0 {
+		t.Fatalf("Flush after an admitted write = %d, want 0", n)
+	}
+}

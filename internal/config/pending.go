@@ -361,7 +361,11 @@ func trimPending(r PendingRecord) PendingRecord {
 	for i, a := range args {
 		a, redactNext = redactArg(a, redactNext)
 		if i == maxCmdArgs || budget <= 0 {
-			r.CommandLine = append(r.CommandLine, fmt.Sprintf("[%d more arguments cut]", len(args)-i))
+			cut := fmt.Sprintf("[%d more arguments cut]", len(args)-i)
+			if len(args)-i == 1 {
+				cut = "[1 more argument cut]"
+			}
+			r.CommandLine = append(r.CommandLine, cut)
 			break
 		}
 		a = truncate(a, budget)

@@ -365,3 +365,22 @@ func TestPendingCommandLineRedactsCredentials(t *testing.T) {
 		t.Errorf("command line\n got %q\nwant %q", recs[0].CommandLine, want)
 	}
 }
+
+func TestOneCutArgumentIsSingular(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "pending.json")
+	args := make([]string, maxCmdArgs+1)
+	for i := range args {
+		args[i] = "a"
+	}
+	if err := RecordPending(context.Background(), p, PendingRecord{Hash: hashAgent, Path: "/bin/x", CommandLine: args}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := LoadPending(p, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[0].CommandLine[len(recs[0].CommandLine)-1]; last != "[1 more argument cut]" {
+		t.Errorf("cut marker %q", last)
+	}
+}

@@ -146,3 +146,18 @@ func unixUserSocket(e Env) string {
 	}
 	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
 }
+
+// HashCacheFile is where the command line remembers the hashes of the
+// registered files it has read, for the user who runs it (whatever the
+// mode): $XDG_CACHE_HOME/keychain-auth/hashes.json, else under the home
+// directory. Only `list` reads it; the daemon never does.
+func HashCacheFile(e Env) (string, error) {
+	base := e.get("XDG_CACHE_HOME")
+	if !filepath.IsAbs(base) {
+		if e.Home == "" {
+			return "", ErrNoHome
+		}
+		base = filepath.Join(e.Home, userCacheFallback())
+	}
+	return filepath.Join(base, "keychain-auth", "hashes.json"), nil
+}

@@ -1,5 +1,7 @@
 package paths
 
+import "path/filepath"
+
 func userConfigFallback() string { return macConfigBase }
 
 func userAuditDir(e Env, _ string) string { return macAuditDir(e) }
@@ -7,3 +9,4 @@ func userAuditDir(e Env, _ string) string { return macAuditDir(e) }
 func userSocketDefault(e Env) string { return macUserSocket(e) }
 
 func userLayout(e Env) (Layout, error) { return xdgUser(e) }
+func userCacheFallback() string        { return filepath.Join("Library", "Caches") }

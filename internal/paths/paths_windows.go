@@ -64,3 +64,7 @@ func CurrentSID() (string, error) {
 	}
 	return tu.User.Sid.String(), nil
 }
+
+// userCacheFallback is the cache base under the home directory when
+// XDG_CACHE_HOME is not set: %LOCALAPPDATA%'s usual place.
+func userCacheFallback() string { return filepath.Join("AppData", "Local") }

@@ -91,12 +91,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.r.OnLineStart(func() { c.setReadDeadline(time.Now().Add(s.opts.LineTimeout)) })
 	defer nc.Close()
 
-	p, err := peer.FromConn(nc)
+	p, err := s.opts.fromConn(nc)
 	if err != nil {
-		c.log.Error("cannot identify peer; closing", "err", err)
-		c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonInternalError),
-			Message: "the daemon could not identify the connecting process"})
-		c.reply(protocol.Failure(nil, protocol.ReasonInternalError, "the daemon could not identify the connecting process"))
+		c.unidentified(ctx, err)
 		return
 	}
 	defer p.Close()
@@ -108,7 +105,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		})
 	}
 
-	if !s.track(c) {
+	if ok, closing := s.track(c); closing {
+		// Accepted as the daemon began to stop: shutdown waits for no one
+		// it has not started serving.
+		return
+	} else if !ok {
 		c.log.Warn("connection refused: too many connections for this uid", "limit", s.opts.MaxConnsPerUID)
 		resp := protocol.Failure(nil, protocol.ReasonRateLimited, "too many connections from this user; close some and retry")
 		if c.audit(ctx, audit.Record{Event: audit.EventConnectDenied, Result: audit.ResultError, Reason: string(protocol.ReasonRateLimited)}) != nil {
@@ -142,6 +143,30 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.serve(ctx)
 }
 
+// unknownUID stands for a peer the kernel could not name: (uid_t)-1 is
+// no user's uid. Such sessions share one connection cap.
+const unknownUID = ^uint32(0)
+
+// unidentified refuses a peer whose identity the kernel could not give. A
+// peer that has already exited is most often a liveness probe (`status`)
+// that connected and hung up before the daemon looked: like any refused
+// caller, it is recorded only if it sent a request.
+func (c *session) unidentified(ctx context.Context, err error) {
+	reason, msg := protocol.ReasonInternalError, "the daemon could not identify the connecting process"
+	if errors.Is(err, peer.ErrGone) {
+		c.log.Debug("peer exited before it could be identified", "err", err)
+		reason, msg = protocol.ReasonProcessChanged, "the connecting process exited before it could be identified"
+	} else {
+		c.log.Error("cannot identify peer; closing", "err", err)
+	}
+	c.peerUID = unknownUID
+	if ok, _ := c.s.track(c); !ok {
+		return
+	}
+	defer c.s.untrack(c)
+	c.denyConnect(ctx, reason, msg)
+}
+
 // attest hashes the image the peer runs, through the kernel's handle on it,
 // in the peer's uid's hashing slot. A client that hangs up meanwhile cancels
 // its hash.
@@ -171,12 +196,14 @@ func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
 // peerError turns a failure to verify the peer into a refusal; ctx is the
 // server's, so a cancellation it did not cause was the client hanging up.
 func (c *session) peerError(ctx context.Context, what string, err error) (protocol.Reason, string) {
+	// A probe that connects and leaves shows up as these two; denyConnect
+	// logs at info level only a caller that asked for something.
 	if errors.Is(err, peer.ErrGone) || errors.Is(err, attest.ErrChanged) {
-		c.log.Info("peer changed during verification", "step", what, "err", err)
+		c.log.Debug("peer changed during verification", "step", what, "err", err)
 		return protocol.ReasonProcessChanged, "the connecting process exited or changed its executable during verification"
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
-		c.log.Info("client hung up during verification", "step", what)
+		c.log.Debug("client hung up during verification", "step", what)
 		return protocol.ReasonProcessChanged, "the connecting process hung up during verification"
 	}
 	if errors.Is(err, attest.ErrUntrustedFS) || errors.Is(err, attest.ErrTooLarge) {
@@ -218,34 +245,63 @@ func transient(d policy.Decision) bool {
 	return d.Reason == protocol.ReasonConfigInvalid || d.Reason == protocol.ReasonInternalError
 }
 
-func (c *session) recordPending() {
+// pendingTimeout bounds the wait for pending.json's lock and write.
+const pendingTimeout = 5 * time.Second
+
+// recordPending queues the caller for approval. The record is on disk
+// before the refusal is sent, because the refusal tells the user to run
+// list-pending. A binary retrying in a loop writes at most once a second;
+// the attempts refused in between are written at the end of that second
+// even if it stops trying.
+func (c *session) recordPending(ctx context.Context) {
 	s := c.s
 	if s.opts.PendingFile == "" {
 		return
 	}
-	attempts, ok := s.pending.Admit(c.ident.Hash, s.opts.Now())
-	if !ok {
-		return
-	}
 	info := c.peer.Describe()
-	now := s.opts.Now().UTC()
 	uid := c.peerUID
 	rec := config.PendingRecord{
 		Hash: c.ident.Hash, Path: c.path, CommandLine: info.CommandLine,
-		Count: attempts,
-		PID:   c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+		PID: c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
 		TeamID: c.peer.TeamID(),
 	}
-	// The reply must not wait for the disk; Serve waits for these on shutdown.
+	now := s.opts.Now()
+	attempts, ok := s.pending.Admit(rec.Hash, now)
+	if ok {
+		rec.Count = attempts
+		s.writePending(ctx, rec, now)
+		return
+	}
+	at, claimed := s.pending.ClaimFlush(rec.Hash)
+	if !claimed {
+		return
+	}
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now); err != nil {
-			s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		// On shutdown the count is written at once rather than lost.
+		select {
+		case <-t.C:
+		case <-ctx.Done():
 		}
+		n, last := s.pending.Flush(rec.Hash, s.opts.Now())
+		if n == 0 {
+			return
+		}
+		rec.Count = n
+		s.writePending(ctx, rec, last)
 	}()
+}
+
+func (s *Server) writePending(ctx context.Context, rec config.PendingRecord, now time.Time) {
+	// Shutting down is no reason to lose the record.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pendingTimeout)
+	defer cancel()
+	if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now.UTC()); err != nil {
+		s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
+	}
 }
 
 // denyConnect answers the first request (so its id is echoed) with the
@@ -262,7 +318,7 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 	// connect (a liveness probe such as `status`) leaves no record.
 	if (err == nil || errors.Is(err, protocol.ErrLineTooLong)) &&
 		(reason == protocol.ReasonUnregisteredBinary || reason == protocol.ReasonHashMismatch) {
-		c.recordPending()
+		c.recordPending(ctx)
 	}
 	if err == nil {
 		req, _ := protocol.DecodeRequest(line)
@@ -276,8 +332,8 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 		// The caller hung up (or timed out) without asking for anything:
 		// a liveness probe such as `status`, not a refused request. It got
 		// no answer, so there is no decision to record.
+		// Nothing was sent, so there is no reply to drain for.
 		c.log.Debug("refused caller left without a request", "reason", reason)
-		c.closeGracefully()
 		return
 	}
 	c.log.Info("connection denied", "reason", reason)
@@ -404,13 +460,15 @@ func (c *session) flushReplies() error {
 
 // closeGracefully lets the client read our last reply: closing a socket
 // with unread input can discard what we sent, so shut down our side, drain
-// what the client still sends for a bounded time, then close.
+// what the client still sends for a bounded time, then close. A session
+// interrupted by shutdown keeps its past deadline and is not drained: a
+// client that keeps its end open must not hold up SIGTERM.
 func (c *session) closeGracefully() {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := c.nc.(closeWriter); ok {
 		cw.CloseWrite()
 	}
-	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	c.setReadDeadline(time.Now().Add(c.s.opts.DrainTimeout))
 	io.Copy(io.Discard, io.LimitReader(c.nc, protocol.MaxLineSize))
 	c.nc.Close()
 }

@@ -86,6 +86,7 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 // recheck confirms the peer still runs the image verified at connect and
 // has not been tampered with since.
 func (c *session) recheck() (protocol.Reason, string) {
+	c.step("recheck")
 	key, err := attest.StatKey(c.peer.ExePath())
 	if err == nil {
 		err = c.peer.Alive()
@@ -276,8 +277,11 @@ func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request)
 }
 
 func notFound(missing []string) outcome {
-	return outcome{reason: protocol.ReasonNotFound, missing: missing,
-		message: fmt.Sprintf("%d of the requested targets do not exist; nothing was done", len(missing))}
+	msg := fmt.Sprintf("%d of the requested targets do not exist; nothing was done", len(missing))
+	if len(missing) == 1 {
+		msg = "1 of the requested targets does not exist; nothing was done"
+	}
+	return outcome{reason: protocol.ReasonNotFound, missing: missing, message: msg}
 }
 
 // itemResults converts items to results, consuming (zeroing) their values.

@@ -257,7 +257,7 @@ func (c *session) recordExecPending(hash, path string, argv []string) {
 func (c *session) plainLine(ctx context.Context) (*protocol.Response, bool, bool) {
 	if c.isExecClient() {
 		if dec := c.identify(ctx); dec.Reason == protocol.ReasonUnregisteredBinary || dec.Reason == protocol.ReasonHashMismatch {
-			c.recordPending()
+			c.recordPending(ctx)
 		}
 	}
 	return nil, false, false

@@ -35,6 +35,7 @@ func (c *session) tampered(atConnect bool) (protocol.Reason, string) {
 		if reason, msg := c.judge(c.peer.Tampered()); reason != "" {
 			return reason, msg
 		}
+		c.step("tamper-checked")
 		// The process just checked must be the pinned one.
 		if execed, err := c.peer.Execed(); err != nil || execed {
 			return protocol.ReasonProcessChanged, msgExeced
@@ -84,3 +85,10 @@ func (c *session) judge(why string, err error) (protocol.Reason, string) {
 // connection. Nothing handleLine returns points into the line (the decoder
 // copies every field, the id included), so the reply is unaffected.
 func clearLine(line []byte) { clear(line) }
+
+// step runs the test hook for a named step of the checks.
+func (c *session) step(name string) {
+	if f := c.s.opts.atStep; f != nil {
+		f(name)
+	}
+}

@@ -37,7 +37,7 @@ const (
 )
 
 // TestHelperClient is not a test: it is the client process the tests below
-// start. Modes: "half" sends half a request line, "wait" sends a whole one
+// start. Modes: "probe" connects and exits at once, "half" sends half a request line, "wait" sends a whole one
 // and never reads the reply, "ask" sends a whole one and prints the reply.
 // "half" and "wait" print "ready" and then block until killed.
 func TestHelperClient(t *testing.T) {
@@ -45,12 +45,40 @@ func TestHelperClient(t *testing.T) {
 	if mode == "" {
 		return
 	}
+	if mode == "idle" {
+		// Just a process running this image.
+		select {}
+	}
 	c, err := net.Dial("unix", os.Getenv(helperSockEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(2)
 	}
 	switch mode {
+	case "probe":
+		// A liveness probe: connect, hang up, exit.
+		c.Close()
+		os.Exit(0)
+	case "two", "two-exit":
+		// One request, then another once told to on stdin; two-exit
+		// exits right after sending it.
+		r := bufio.NewReader(c)
+		for i := range 2 {
+			if i == 1 {
+				bufio.NewReader(os.Stdin).ReadString('\n')
+			}
+			io.WriteString(c, readReq("svc", "a")+"\n")
+			if i == 1 && mode == "two-exit" {
+				os.Exit(0)
+			}
+			line, err := r.ReadString('\n')
+			if err != nil {
+				fmt.Println("closed")
+				os.Exit(0)
+			}
+			fmt.Print(line)
+		}
+		os.Exit(0)
 	case "half":
 		io.WriteString(c, `{"type":"REQUEST","action":"read","service":"s`)
 	case "wait", "ask":

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/The-17/keychain-auth/internal/peer"
 )
 
 // Listener is the daemon's socket. Close removes the socket file and releases
@@ -53,7 +55,12 @@ func Listen(opts ListenOptions) (*Listener, error) {
 		return nil, fmt.Errorf("lock %s.lock: %w", opts.Path, err)
 	}
 	if !locked {
-		return nil, fmt.Errorf("%w (%s); stop it first, or use --socket for another one", ErrAlreadyRunning, opts.Path)
+		who := ""
+		if c, err := net.DialTimeout("unix", opts.Path, time.Second); err == nil {
+			who = listenerPID(c)
+			c.Close()
+		}
+		return nil, fmt.Errorf("%w (%s%s); stop it first. %s", ErrAlreadyRunning, opts.Path, who, secondDaemonHint)
 	}
 	ok := false
 	defer func() {
@@ -67,8 +74,9 @@ func Listen(opts ListenOptions) (*Listener, error) {
 			return nil, fmt.Errorf("%s exists and is not a socket; remove it or choose another --socket", opts.Path)
 		}
 		if c, err := net.DialTimeout("unix", opts.Path, time.Second); err == nil {
+			who := listenerPID(c)
 			c.Close()
-			return nil, fmt.Errorf("%w (%s)", ErrAlreadyRunning, opts.Path)
+			return nil, fmt.Errorf("%w (%s%s); stop it first. %s", ErrAlreadyRunning, opts.Path, who, secondDaemonHint)
 		}
 		if err := os.Remove(opts.Path); err != nil {
 			return nil, fmt.Errorf("remove stale socket %s: %w", opts.Path, err)
@@ -108,4 +116,15 @@ func checkSocketDir(dir string, opts ListenOptions) error {
 		return fmt.Errorf("%w: %s has mode %v; run: chmod %o %s", ErrUnsafeSocketDir, dir, fi.Mode().Perm(), opts.DirMode, dir)
 	}
 	return nil
+}
+
+// listenerPID names the daemon at the other end of c for an error message:
+// the kernel reports the process that listens, as it reports clients.
+func listenerPID(c net.Conn) string {
+	p, err := peer.FromConn(c)
+	if err != nil {
+		return ""
+	}
+	defer p.Close()
+	return fmt.Sprintf(", pid %d", p.PID)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/The-17/keychain-auth/internal/audit"
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/config"
+	"github.com/The-17/keychain-auth/internal/peer"
 )
 
 // Defaults from the protocol contract.
@@ -26,10 +27,10 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultLineTimeout    = 30 * time.Second
 	DefaultMaxConnsPerUID = 256
-	// drainTimeout bounds how long a connection we are closing is drained so
-	// that the client can still read our last reply.
-	drainTimeout = time.Second
-	writeTimeout = 30 * time.Second
+	// DefaultDrainTimeout bounds how long a connection we are closing is
+	// drained so that the client can still read our last reply.
+	DefaultDrainTimeout = time.Second
+	writeTimeout        = 30 * time.Second
 )
 
 // Auditor receives one record per decision. If Log fails, the request it
@@ -61,6 +62,8 @@ type Options struct {
 	IdleTimeout    time.Duration
 	LineTimeout    time.Duration
 	MaxConnsPerUID int
+	// DrainTimeout: see DefaultDrainTimeout. Shutdown does not wait for it.
+	DrainTimeout time.Duration
 	// ConfigPoll is how often config.json is checked for changes to record
 	// while no request arrives (0: DefaultConfigPoll; negative: never).
 	ConfigPoll time.Duration
@@ -68,6 +71,13 @@ type Options struct {
 	NoPrewarm bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// fromConn asks the kernel who the peer is (nil: peer.FromConn); tests
+	// replace it to produce what only some kernels do.
+	fromConn func(net.Conn) (*peer.Peer, error)
+	// atStep, when set, is called at named steps of a session's checks, so
+	// a test can change the peer at exactly that moment.
+	atStep func(step string)
 }
 
 // Server is a running daemon core.
@@ -111,6 +121,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxConnsPerUID <= 0 {
 		opts.MaxConnsPerUID = DefaultMaxConnsPerUID
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.fromConn == nil {
+		opts.fromConn = peer.FromConn
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -201,18 +217,19 @@ func (s *Server) shutdownWait() {
 }
 
 // track registers a session under its uid, enforcing the per-uid cap.
-func (s *Server) track(c *session) (ok bool) {
+// closing reports that the server is shutting down instead.
+func (s *Server) track(c *session) (ok, closing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return false, true
 	}
 	if s.perUID[c.peerUID] >= s.opts.MaxConnsPerUID {
-		return false
+		return false, false
 	}
 	s.perUID[c.peerUID]++
 	s.conns[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (s *Server) untrack(c *session) {

@@ -397,3 +397,68 @@ func TestPrewarmHashesRegisteredBinariesAtStart(t *testing.T) {
 		t.Fatalf("first connection after start: hits %d->%d, misses %d; want it answered from the cache", hits0, hits, misses)
 	}
 }
+
+// The refusal tells the user to run list-pending, so the record must be
+// there as soon as the refusal is.
+func TestPendingRecordIsWrittenBeforeTheRefusal(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	c := ts.dial(t)
+	mustStatus(t, c.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	recs, err := config.LoadPending(ts.pending, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hash := self(t)
+	if len(recs) != 1 || recs[0].Hash != hash {
+		t.Fatalf("pending.json right after the refusal: %+v; want the refused binary", recs)
+	}
+}
+
+// Attempts refused within the limiter's second are written at the end of
+// it, while the daemon keeps running and without a later attempt.
+func TestSuppressedAttemptsAreCountedWithinASecond(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	for range 3 {
+		c := ts.dial(t)
+		mustStatus(t, c.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	}
+	count := func() int {
+		recs, err := config.LoadPending(ts.pending, time.Now())
+		if err != nil || len(recs) != 1 {
+			return -1
+		}
+		return recs[0].Count
+	}
+	// Generous bound: the flush is due one second after the first attempt.
+	deadline := time.Now().Add(10 * time.Second)
+	for count() != 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("pending count %d ten seconds after 3 attempts, want 3", n)
+	}
+}
+
+// SIGTERM must not wait for clients that keep their end open: an idle
+// refused caller that never sent a request, and one whose refusal is being
+// drained. The drain timeout is made long so that waiting for it shows.
+func TestShutdownDoesNotWaitForDrains(t *testing.T) {
+	ts := startServer(t, nil, nil, func(o *Options) {
+		o.DrainTimeout = time.Hour
+		o.LineTimeout = time.Hour
+	})
+	ts.dial(t) // unregistered, sends nothing, stays open
+	refused := ts.dial(t)
+	mustStatus(t, refused.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+	waitUntil(t, func() bool { return ts.srv.ConnCount() == 2 })
+
+	start := time.Now()
+	ts.cancel()
+	select {
+	case <-ts.done:
+		ts.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("shutdown waited for a client that keeps its connection open")
+	}
+	t.Logf("stopped in %v", time.Since(start))
+}

@@ -491,6 +491,9 @@ func (b *Backend) Set(ctx context.Context, service string, items []backend.Item)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	op := fmt.Sprintf("set %d items in service %q", len(items), service)
+	if len(items) == 1 {
+		op = fmt.Sprintf("set %q in service %q", items[0].Target, service)
+	}
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
@@ -605,6 +608,9 @@ func (b *Backend) Delete(ctx context.Context, service string, targets []string) 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	op := fmt.Sprintf("delete %d targets in service %q", len(targets), service)
+	if len(targets) == 1 {
+		op = fmt.Sprintf("delete %q in service %q", targets[0], service)
+	}
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}

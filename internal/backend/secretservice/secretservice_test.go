@@ -395,13 +395,35 @@ func TestServiceGone(t *testing.T) {
 }
 
 // TestServiceHung: a keyring that holds its name but never answers costs
-// one CallTimeout per operation, then ErrUnavailable; it never hangs.
+// one CallTimeout per operation, then ErrUnavailable; it never hangs. Each
+// operation must end well before DefaultCallTimeout: an operation that took
+// that long did not use the CallTimeout it was given.
 func TestServiceHung(t *testing.T) {
 	t.Parallel()
-	b, k := open(t, secretservice.Options{CallTimeout: 500 * time.Millisecond})
+	const callTimeout = 200 * time.Millisecond
+	b, k := open(t, secretservice.Options{CallTimeout: callTimeout})
 	k.Freeze()
 	defer k.Thaw()
-	allOps(t, b)
+	ctx := t.Context()
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Get", func() error { _, err := b.Get(ctx, "svc", "t"); return err }},
+		{"List", func() error { _, err := b.List(ctx, "svc", "", nil); return err }},
+		{"Set", func() error { return b.Set(ctx, "svc", []backend.Item{{Target: "t", Value: []byte("v")}}) }},
+		{"Delete", func() error { return b.Delete(ctx, "svc", []string{"t"}) }},
+	} {
+		start := time.Now()
+		err := op.run()
+		took := time.Since(start)
+		wantUnavailable(t, op.name, err)
+		t.Logf("%s against a hung keyring: %v (CallTimeout %v)", op.name, took, callTimeout)
+		// Generous: a few CallTimeouts and a loaded machine fit well under it.
+		if bound := secretservice.DefaultCallTimeout * 4 / 5; took >= bound {
+			t.Errorf("%s took %v against a hung keyring; with CallTimeout %v it must end well before %v", op.name, took, callTimeout, bound)
+		}
+	}
 }
 
 func TestBusConnectionClosed(t *testing.T) {
