@@ -6,6 +6,8 @@ package systemd
 
 import (
 	_ "embed"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -40,9 +42,21 @@ const (
 	UserServiceName = "keychain-auth.service"
 )
 
-// UserServiceFor is UserService with ExecStart= running binary.
-func UserServiceFor(binary string) string {
-	return strings.Replace(UserService, "\nExecStart="+UserDefaultBinary+" ", "\nExecStart="+escapeExec(binary)+" ", 1)
+// UserServiceFor is UserService with ExecStart= running binary, and an
+// Environment= line for each of env (sorted), placed after ExecStart=.
+func UserServiceFor(binary string, env map[string]string) string {
+	u := strings.Replace(UserService, "\nExecStart="+UserDefaultBinary+" ", "\nExecStart="+escapeExec(binary)+" ", 1)
+	if len(env) == 0 {
+		return u
+	}
+	var lines strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		kv := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%", "\n", " ").Replace(k + "=" + env[k])
+		lines.WriteString("Environment=\"" + kv + "\"\n")
+	}
+	i := strings.Index(u, "\nExecStart=")
+	j := i + 1 + strings.Index(u[i+1:], "\n") + 1
+	return u[:j] + lines.String() + u[j:]
 }
 
 // escapeExec quotes a path for ExecStart=: systemd splits on spaces and

@@ -50,7 +50,7 @@ func executable(t *testing.T) string {
 // TestUserUnitsVerify: systemd accepts both units without a warning (verify
 // exits 0 even on unknown settings, so any output is a failure).
 func TestUserUnitsVerify(t *testing.T) {
-	out, err := verify(t, UserSocket, UserServiceFor(executable(t)))
+	out, err := verify(t, UserSocket, UserServiceFor(executable(t), map[string]string{"XDG_CONFIG_HOME": "/home/u/my config", "XDG_DATA_HOME": "/home/u/100%"}))
 	if err != nil || out != "" {
 		t.Fatalf("systemd-analyze --user verify: %v\n%s", err, out)
 	}
@@ -58,7 +58,7 @@ func TestUserUnitsVerify(t *testing.T) {
 
 // TestUserUnitsVerifyCatchesMistakes: the check above can fail.
 func TestUserUnitsVerifyCatchesMistakes(t *testing.T) {
-	bad := strings.Replace(UserServiceFor(executable(t)), "Type=notify", "Type=notifyy", 1)
+	bad := strings.Replace(UserServiceFor(executable(t), map[string]string{"XDG_CONFIG_HOME": "/home/u/my config", "XDG_DATA_HOME": "/home/u/100%"}), "Type=notify", "Type=notifyy", 1)
 	if out, err := verify(t, UserSocket, bad); err == nil && out == "" {
 		t.Fatal("verify accepted Type=notifyy")
 	}
@@ -84,8 +84,16 @@ func TestUserServiceFor(t *testing.T) {
 		"/home/x/100%/$HOME/ka": "\nExecStart=/home/x/100%%/$$HOME/ka start ",
 		"/home/q\"uote/ka":      "\nExecStart=\"/home/q\\\"uote/ka\" start ",
 	} {
-		if got := UserServiceFor(bin); !strings.Contains(got, want) {
+		if got := UserServiceFor(bin, nil); !strings.Contains(got, want) {
 			t.Errorf("UserServiceFor(%q): no %q in\n%s", bin, want, got)
 		}
+	}
+}
+
+func TestUserServiceForEnvironment(t *testing.T) {
+	got := UserServiceFor("/bin/ka", map[string]string{"XDG_DATA_HOME": "/d", "XDG_CONFIG_HOME": "/c x"})
+	want := "\nExecStart=/bin/ka start --mode user --log-format json\nEnvironment=\"XDG_CONFIG_HOME=/c x\"\nEnvironment=\"XDG_DATA_HOME=/d\"\n"
+	if !strings.Contains(got, want) {
+		t.Fatalf("no %q in\n%s", want, got)
 	}
 }

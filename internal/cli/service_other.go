@@ -1,4 +1,4 @@
-//go:build !darwin
+//go:build !darwin && !linux
 
 package cli
 
@@ -8,8 +8,9 @@ import (
 	"runtime"
 )
 
-// servicePlan: only the macOS launchd agent exists so far.
-func (a *app) servicePlan() (plan, error) {
-	return plan{}, fmt.Errorf("install-service is not implemented on %s yet (it writes a launchd agent on macOS): %w; "+
+// servicePlan: only systemd user units (Linux) and the launchd agent (macOS)
+// exist so far.
+func (a *app) servicePlan(bool) (plan, error) {
+	return plan{}, fmt.Errorf("install-service is not implemented on %s yet (it writes systemd user units on Linux, a launchd agent on macOS): %w; "+
 		"start the daemon from your session's autostart with: keychain-auth start", runtime.GOOS, errors.ErrUnsupported)
 }
