@@ -34,3 +34,20 @@ func launchdUninstallPlan(t launchdTarget) plan {
 		removeStep(plistPath, false),
 	}, notes: []string{fmt.Sprintf("The agent %s is stopped and will not start at login.", launchd.Label)}}
 }
+
+func (a *app) plistPath() string {
+	e, _ := a.env()
+	return filepath.Join(e.Home, "Library", "LaunchAgents", launchd.Label+".plist")
+}
+
+// serviceInstalled reports whether install-service wrote the agent.
+func (a *app) serviceInstalled() bool { return exists(a.plistPath()) }
+
+// serviceFindings is doctor's check of the launchd agent.
+func (a *app) serviceFindings() []finding {
+	if !a.serviceInstalled() {
+		return []finding{{Check: "service", Severity: sevWarning, Subject: a.plistPath(),
+			Detail: "the launchd agent is not installed: the daemon does not start at login", Fix: "keychain-auth install-service"}}
+	}
+	return []finding{{Check: "service", Severity: sevOK, Subject: a.plistPath(), Detail: "installed"}}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/The-17/keychain-auth/contrib/systemd"
 	"github.com/The-17/keychain-auth/internal/fsx"
@@ -181,4 +182,60 @@ func systemdUserUninstallPlan(t systemdUserTarget) plan {
 	}
 	p.notes = append(p.notes, "The store, config.json and the audit log were kept; the executable "+t.binary+" too.")
 	return p
+}
+
+// serviceInstalled reports whether install-service wrote the user units.
+func (a *app) serviceInstalled() bool {
+	t, err := a.systemdUserTarget()
+	return err == nil && exists(filepath.Join(t.unitDir, systemd.UserSocketName))
+}
+
+// serviceFindings are doctor's checks of the systemd user units.
+func (a *app) serviceFindings() []finding {
+	t, err := a.systemdUserTarget()
+	if err != nil {
+		return []finding{{Check: "service", Severity: sevProblem, Detail: err.Error(), Fix: "set HOME"}}
+	}
+	socketPath := filepath.Join(t.unitDir, systemd.UserSocketName)
+	servicePath := filepath.Join(t.unitDir, systemd.UserServiceName)
+	f := func(sev, subject, detail, fix string) []finding {
+		return []finding{{Check: "service", Severity: sev, Subject: subject, Detail: detail, Fix: fix}}
+	}
+	if !exists(socketPath) || !exists(servicePath) {
+		return f(sevWarning, t.unitDir, "the systemd user units are not installed: the daemon does not start by itself",
+			"keychain-auth install-service")
+	}
+	if bin := execStartBinary(servicePath); bin != "" && !exists(bin) {
+		return f(sevProblem, servicePath, "its ExecStart= runs "+bin+", which does not exist",
+			"run install-service again with the keychain-auth you use now: keychain-auth install-service")
+	}
+	if !t.systemd {
+		return f(sevInfo, socketPath, "installed; no systemd user manager answers, so whether it is enabled is unknown", "")
+	}
+	if !systemctlUser("is-enabled", "--quiet", systemd.UserSocketName) {
+		return f(sevProblem, socketPath, "installed but not enabled: it will not listen after the next login",
+			"systemctl --user enable --now "+systemd.UserSocketName)
+	}
+	return f(sevOK, socketPath, "installed and enabled", "")
+}
+
+// execStartBinary is the program ExecStart= runs in a unit file, or "".
+func execStartBinary(unit string) string {
+	b, err := os.ReadFile(unit)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			v = strings.TrimLeft(v, "@-:+!")
+			if strings.HasPrefix(v, `"`) {
+				if end := strings.Index(v[1:], `"`); end >= 0 {
+					return v[1 : end+1]
+				}
+			}
+			bin, _, _ := strings.Cut(v, " ")
+			return bin
+		}
+	}
+	return ""
 }
