@@ -166,6 +166,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.migrateCmd(),
 		a.versionCmd(),
 	)
+	a.addCompletions(root)
 	return root
 }
 
