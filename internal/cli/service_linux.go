@@ -107,6 +107,10 @@ func systemdUserPlan(t systemdUserTarget) plan {
 		return changed || !same(socketPath, systemd.UserSocket)() || !same(servicePath, service)()
 	}
 	var p plan
+	if strings.Contains(t.binary, string(filepath.Separator)+"go-build") {
+		p.notes = append(p.notes, "Warning: the unit runs "+t.binary+", a temporary build (go run) that will vanish; "+
+			"install keychain-auth first (go install ./cmd/keychain-auth, or a package) and run install-service from there.")
+	}
 	p.steps = append(p.steps,
 		mkdirStep(t.unitDir, 0o755),
 		step{
