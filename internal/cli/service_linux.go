@@ -216,6 +216,12 @@ func (a *app) serviceFindings() []finding {
 	if !t.systemd {
 		return f(sevInfo, socketPath, "installed; no systemd user manager answers, so whether it is enabled is unknown", "")
 	}
+	// A connection to the socket succeeds even when the daemon then fails
+	// to start (systemd accepted it), so the daemon check alone can pass.
+	if systemctlUser("is-failed", "--quiet", systemd.UserServiceName) {
+		return f(sevProblem, servicePath, "the daemon failed to start under systemd (with the file store: no passphrase?)",
+			"journalctl --user -u "+systemd.UserServiceName+" says why; then: systemctl --user reset-failed "+systemd.UserServiceName)
+	}
 	if !systemctlUser("is-enabled", "--quiet", systemd.UserSocketName) {
 		return f(sevProblem, socketPath, "installed but not enabled: it will not listen after the next login",
 			"systemctl --user enable --now "+systemd.UserSocketName)
