@@ -200,6 +200,10 @@ func (a *app) serviceFindings() []finding {
 	if err != nil {
 		return []finding{{Check: "service", Severity: sevProblem, Detail: err.Error(), Fix: "set HOME"}}
 	}
+	return systemdUserFindings(t)
+}
+
+func systemdUserFindings(t systemdUserTarget) []finding {
 	socketPath := filepath.Join(t.unitDir, systemd.UserSocketName)
 	servicePath := filepath.Join(t.unitDir, systemd.UserServiceName)
 	f := func(sev, subject, detail, fix string) []finding {

@@ -24,6 +24,7 @@ is-enabled) test -e '` + st + `.enabled' ;;
 is-active) test -e '` + st + `.active' ;;
 enable) touch '` + st + `.enabled' '` + st + `.active' ;;
 disable) rm -f '` + st + `.enabled' '` + st + `.active' ;;
+is-failed) test -e '` + st + `.failed' ;;
 daemon-reload|try-restart) ;;
 *) exit 9 ;;
 esac
@@ -158,5 +159,50 @@ func TestInstallServiceWithoutUserManager(t *testing.T) {
 	}
 	if !exists(filepath.Join(tgt.unitDir, "keychain-auth.service")) {
 		t.Error("unit not written")
+	}
+}
+
+// doctor's view of the user service follows what systemctl says.
+func TestDoctorServiceFindings(t *testing.T) {
+	log := fakeSystemctl(t)
+	state := filepath.Join(filepath.Dir(log), "state")
+	a, out, _, _ := testApp(t)
+	tgt, err := a.systemdUserTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt.systemd = true
+	sev := func() (string, string) {
+		t.Helper()
+		f := systemdUserFindings(tgt)
+		if len(f) != 1 {
+			t.Fatalf("findings: %+v", f)
+		}
+		return f[0].Severity, f[0].Fix
+	}
+	if s, fix := sev(); s != sevWarning || fix != "keychain-auth install-service" {
+		t.Errorf("not installed: %s %q", s, fix)
+	}
+	if err := a.runPlan(context.Background(), "install-service", systemdUserPlan(tgt), false); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if s, _ := sev(); s != sevOK {
+		t.Errorf("installed and enabled: %s", s)
+	}
+	os.Remove(state + ".enabled")
+	if s, fix := sev(); s != sevProblem || !strings.Contains(fix, "enable --now keychain-auth.socket") {
+		t.Errorf("not enabled: %s %q", s, fix)
+	}
+	os.WriteFile(state+".failed", nil, 0o600)
+	if s, fix := sev(); s != sevProblem || !strings.Contains(fix, "journalctl --user -u keychain-auth.service") {
+		t.Errorf("failed: %s %q", s, fix)
+	}
+	os.Remove(state + ".failed")
+	tgt.binary = filepath.Join(t.TempDir(), "gone")
+	if err := a.runPlan(context.Background(), "install-service", systemdUserPlan(tgt), false); err != nil {
+		t.Fatal(err)
+	}
+	if s, fix := sev(); s != sevProblem || !strings.Contains(fix, "install-service") {
+		t.Errorf("ExecStart binary gone: %s %q", s, fix)
 	}
 }
