@@ -75,8 +75,18 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 	log.Info("keychain-auth started", "version", version(), "mode", r.layout.Mode, "socket", ln.Addr().String(),
 		"socket_activated", activated, "backend", r.backend, "config", r.layout.ConfigFile)
 	a.notify(log, "READY=1\nSTATUS=serving on "+ln.Addr().String())
-	// STOPPING=1 as soon as the signal arrives, while connections drain.
-	defer context.AfterFunc(ctx, func() { a.notify(log, "STOPPING=1") })()
+	// STOPPING=1 as soon as the signal arrives, while connections drain;
+	// the daemon does not exit before it is sent.
+	stopped := make(chan struct{})
+	stopNotify := context.AfterFunc(ctx, func() {
+		a.notify(log, "STOPPING=1")
+		close(stopped)
+	})
+	defer func() {
+		if !stopNotify() {
+			<-stopped
+		}
+	}()
 	err = srv.Serve(ctx)
 	ln.Close()
 	if err != nil {
