@@ -35,6 +35,13 @@ var (
 // buildInfo is the commit and date the binary was built from, or "unknown".
 func buildInfo() (commit, date string) {
 	commit, date = Commit, Date
+	// GoReleaser stamps "none" and the zero time when it finds no git.
+	if commit == "none" {
+		commit = ""
+	}
+	if strings.HasPrefix(date, "0001-01-01") {
+		date = ""
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			switch {

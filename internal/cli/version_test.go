@@ -19,6 +19,12 @@ func TestVersionPrintsReleaseStamps(t *testing.T) {
 			t.Errorf("%v: exit %d, printed %q, want %q", args, code, out, want)
 		}
 	}
+	Version, Commit, Date = "v1.4.0", "none", "0001-01-01T00:00:00Z" // GoReleaser without git
+	out.Reset()
+	a.run(context.Background(), []string{"version"})
+	if strings.Contains(out.String(), "none") || strings.Contains(out.String(), "0001-01-01") {
+		t.Errorf("placeholder stamps printed as facts: %q", out)
+	}
 	Version, Commit, Date = "", "", ""
 	out.Reset()
 	a.run(context.Background(), []string{"version"})
