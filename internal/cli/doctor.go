@@ -205,6 +205,9 @@ func (d *doctorRun) private(check, path string, optional bool, missing string) (
 		}
 		return false
 	}
+	if err != nil && d.hiddenSystemFile(check, path, err) {
+		return false
+	}
 	if err != nil {
 		d.add(check, sevProblem, path, err.Error(), "make it readable by you (ls -l "+shellQuote(path)+")")
 		return false
@@ -357,6 +360,7 @@ func (d *doctorRun) auditChain() {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Reported with the file.
+	case err != nil && d.hiddenSystemFile("audit-chain", d.layout.AuditFile, err):
 	case errors.Is(err, audit.ErrBroken):
 		d.add("audit-chain", sevProblem, d.layout.AuditFile, err.Error(),
 			"the log was altered, truncated or cut short: keep a copy for inspection (keychain-auth audit --verify shows the spot); "+
@@ -366,6 +370,16 @@ func (d *doctorRun) auditChain() {
 	default:
 		d.add("audit-chain", sevOK, d.layout.AuditFile, plural(n, "record verifies", "records verify"), "")
 	}
+}
+
+// hiddenSystemFile reports (as info) a system-mode file only root and the
+// daemon may read: expected for a user, not a fault.
+func (d *doctorRun) hiddenSystemFile(check, path string, err error) bool {
+	if d.layout.Mode != paths.ModeSystem || d.a.uid == 0 || !errors.Is(err, fs.ErrPermission) {
+		return false
+	}
+	d.add(check, sevInfo, path, "only root and the daemon may read it", "sudo keychain-auth doctor")
+	return true
 }
 
 func shortHash(h string) string {
