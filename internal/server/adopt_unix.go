@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ErrUnsafeSocket is returned by Adopt for a passed socket others could use.
@@ -39,6 +40,10 @@ func Adopt(ul *net.UnixListener, opts ListenOptions) (*Listener, error) {
 	}
 	if fi.Mode().Type() != os.ModeSocket {
 		return nil, fmt.Errorf("%w: %s is not a socket", ErrUnsafeSocket, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != opts.UID {
+		return nil, fmt.Errorf("%w: the passed socket %s is owned by uid %d, not %d; the socket unit must belong to the daemon's user",
+			ErrUnsafeSocket, path, st.Uid, opts.UID)
 	}
 	if fi.Mode().Perm()&^opts.SocketMode != 0 {
 		return nil, fmt.Errorf("%w: the passed socket %s has mode %v, wider than %v; set SocketMode=%04o in the socket unit",
