@@ -19,8 +19,55 @@ import (
 	"github.com/The-17/keychain-auth/internal/paths"
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
-var Version = ""
+// Version, Commit and Date are set at build time (GoReleaser does it):
+//
+//	-ldflags "-X github.com/The-17/keychain-auth/internal/cli.Version=v1.2.3
+//	          -X github.com/The-17/keychain-auth/internal/cli.Commit=<sha>
+//	          -X github.com/The-17/keychain-auth/internal/cli.Date=<RFC 3339>"
+//
+// Left empty, they come from the module and VCS stamps of `go build`.
+var (
+	Version = ""
+	Commit  = ""
+	Date    = ""
+)
+
+// buildInfo is the commit and date the binary was built from, or "unknown".
+func buildInfo() (commit, date string) {
+	commit, date = Commit, Date
+	// GoReleaser stamps "none" and the zero time when it finds no git.
+	if commit == "none" {
+		commit = ""
+	}
+	if strings.HasPrefix(date, "0001-01-01") {
+		date = ""
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && commit == "":
+				commit = s.Value
+			case s.Key == "vcs.time" && date == "":
+				date = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true" && Commit == "" && commit != "":
+				defer func() { commit += "-dirty" }()
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	if date == "" {
+		date = "unknown"
+	}
+	return commit, date
+}
+
+// fullVersion is what `version` and `--version` print after the name.
+func fullVersion() string {
+	commit, date := buildInfo()
+	return fmt.Sprintf("%s (commit %s, built %s)", version(), commit, date)
+}
 
 func version() string {
 	if Version != "" {
@@ -144,7 +191,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Long: `keychain-auth is a daemon that stands between local programs and your secret store.
 Programs connect to its socket; the daemon asks the kernel who they are, hashes the
 executable they run, and answers only what you approved for that exact binary.`,
-		Version:       version(),
+		Version:       fullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -167,6 +214,7 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.checkCmd(),
 		a.auditCmd(),
 		a.installServiceCmd(),
+		a.doctorCmd(),
 		a.installSystemCmd(),
 		a.uninstallSystemCmd(),
 		a.migrateCmd(),
@@ -174,16 +222,17 @@ executable they run, and answers only what you approved for that exact binary.`,
 		a.versionCmd(),
 		a.deriveKeyCmd(),
 	)
+	a.addCompletions(root)
 	return root
 }
 
 func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, the commit it was built from and the build date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(a.stdout, "keychain-auth %s\n", version())
+			fmt.Fprintf(a.stdout, "keychain-auth %s\n", fullVersion())
 			return nil
 		},
 	}

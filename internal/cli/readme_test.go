@@ -23,7 +23,7 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatal("README has no sh code block")
 	}
 	first := blocks[0][1]
-	if !strings.Contains(first, "go install ./cmd/keychain-auth") || !strings.Contains(first, "\nkeychain-auth start") {
+	if !strings.Contains(first, "go install ./cmd/keychain-auth") || !strings.Contains(first, "\nkeychain-auth install-service") {
 		t.Errorf("the README's first commands do not install keychain-auth on PATH and run it from there:\n%s", first)
 	}
 	for _, line := range strings.Split(readme, "\n") {
@@ -34,6 +34,13 @@ func TestReadmeCommands(t *testing.T) {
 		// a flag requires read, write and search.
 		if !strings.Contains(line, "--read") {
 			t.Errorf("README: %q exits 1 after `register --read aws`; add --read", line)
+		}
+	}
+	// The first screen gets a user to a running service and a registered
+	// tool, and points at doctor.
+	for _, want := range []string{"\nkeychain-auth register ./readsecret", "\nkeychain-auth doctor", "\nkeychain-auth start"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README lacks %q", strings.TrimSpace(want))
 		}
 	}
 	if !strings.Contains(readme, "check ./readsecret aws") {

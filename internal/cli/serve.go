@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/The-17/keychain-auth/contrib/systemd"
+	"github.com/The-17/keychain-auth/internal/activation"
 	"github.com/The-17/keychain-auth/internal/attest"
 	"github.com/The-17/keychain-auth/internal/backend"
 	"github.com/The-17/keychain-auth/internal/config"
@@ -39,7 +41,7 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 	// removed, audit log closed), not kill it.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := server.Listen(r.listen)
+	ln, activated, err := a.listen(log, r)
 	if err != nil {
 		if r.layout.Mode == paths.ModeSystem && errors.Is(err, fs.ErrPermission) {
 			dir := filepath.Dir(r.layout.SocketPath)
@@ -80,8 +82,21 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 		ln.Close()
 		return err
 	}
-	log.Info("keychain-auth started", "version", version(), "mode", r.layout.Mode, "socket", r.layout.SocketPath,
-		"backend", r.backend, "config", r.layout.ConfigFile)
+	log.Info("keychain-auth started", "version", version(), "mode", r.layout.Mode, "socket", ln.Addr().String(),
+		"socket_activated", activated, "backend", r.backend, "config", r.layout.ConfigFile)
+	a.notify(log, "READY=1\nSTATUS=serving on "+ln.Addr().String())
+	// STOPPING=1 as soon as the signal arrives, while connections drain;
+	// the daemon does not exit before it is sent.
+	stopped := make(chan struct{})
+	stopNotify := context.AfterFunc(ctx, func() {
+		a.notify(log, "STOPPING=1")
+		close(stopped)
+	})
+	defer func() {
+		if !stopNotify() {
+			<-stopped
+		}
+	}()
 	err = srv.Serve(ctx)
 	ln.Close()
 	if err != nil {
@@ -89,4 +104,42 @@ func (a *app) serve(ctx context.Context, log *slog.Logger, r daemonRun, o startO
 	}
 	log.Info("keychain-auth stopped")
 	return nil
+}
+
+// listen serves on the socket the service manager passed (socket
+// activation), or creates the daemon's own. A passed socket is never
+// unlinked: the service manager owns it.
+func (a *app) listen(log *slog.Logger, r daemonRun) (ln *server.Listener, activated bool, err error) {
+	passed, err := activation.Listeners(activation.Env{Getenv: a.getenv, PID: os.Getpid()})
+	// Programs the daemon might start must not take the sockets for theirs.
+	activation.Unsetenv()
+	if err != nil {
+		return nil, false, err
+	}
+	if len(passed) == 0 {
+		ln, err := server.Listen(r.listen)
+		return ln, false, err
+	}
+	ul, err := activation.Pick(passed, systemd.UserSocketName)
+	if err != nil {
+		return nil, false, err
+	}
+	ln, err = server.Adopt(ul, r.listen)
+	if err != nil {
+		ul.Close()
+		return nil, false, err
+	}
+	if got := ln.Addr().String(); got != r.layout.SocketPath {
+		log.Warn("the service manager passed a socket where clients do not look for it; "+
+			"point them at it with "+paths.EnvSocket+"="+got, "passed", got, "expected", r.layout.SocketPath)
+	}
+	return ln, true, nil
+}
+
+// notify tells the service manager about the daemon's state, when it asked
+// to be told ($NOTIFY_SOCKET, Type=notify).
+func (a *app) notify(log *slog.Logger, state string) {
+	if _, err := activation.Notify(a.getenv, state); err != nil {
+		log.Warn("cannot notify the service manager", "error", err)
+	}
 }

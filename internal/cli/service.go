@@ -17,35 +17,53 @@ import (
 )
 
 func (a *app) installServiceCmd() *cobra.Command {
-	var printOnly bool
+	var printOnly, uninstall bool
 	cmd := &cobra.Command{
 		Use:   "install-service",
-		Short: "Start the user daemon at login (macOS: a launchd user agent; Windows: a logon task)",
-		Long: `Make the user-mode daemon start at login and restart if it fails.
+		Short: "Run the user daemon as a service: systemd user units (Linux), a launchd agent (macOS), a logon task (Windows)",
+		Long: `Make the user-mode daemon start on its own and restart if it fails.
+
+On Linux this writes the systemd user units keychain-auth.socket and
+keychain-auth.service (contrib/systemd/user/, with ExecStart= running this
+executable) to $XDG_CONFIG_HOME/systemd/user and runs
+  systemctl --user enable --now keychain-auth.socket
+systemd then listens on $XDG_RUNTIME_DIR/keychain-auth/agent.sock from login on
+and starts the daemon at the first connection (socket activation). The
+variables XDG_CONFIG_HOME and XDG_DATA_HOME, when set in your shell, are
+written into the unit so that the daemon finds the same files as the admin
+commands. The file store's passphrase cannot be typed to a service: use the
+secret-service backend, or a systemd credential (see keychain-auth start --help).
 
 On macOS this writes the launchd user agent ~/Library/LaunchAgents/` + launchd.Label + `.plist
 (contrib/launchd/ with this executable's path, a log file under ~/Library/Logs/keychain-auth
 and the variables that decide where the daemon's files are: TMPDIR, XDG_*, KEYCHAIN_AUTH_SOCKET)
-and loads it with launchctl. Running it again after an upgrade reloads the agent.
+and loads it with launchctl.
 
 On Windows it creates the Task Scheduler task "keychain-auth", which runs
 "keychain-auth start" as you at each logon with your normal (not elevated)
 rights, from where this executable is now. That daemon has no console: with the
 file store it cannot ask for a passphrase, so use the Credential Manager store
 (the default on Windows) or set KEYCHAIN_AUTH_PASSPHRASE in your user
-environment. Remove it with: schtasks /Delete /TN keychain-auth /F
+environment.
 
---print shows every step without doing any.`,
+Running it again after an upgrade updates and restarts the service; steps
+already in place are skipped. --uninstall stops the service and removes what
+install-service wrote. --print shows every step without doing any.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := a.servicePlan()
+			title := "install-service"
+			if uninstall {
+				title = "install-service --uninstall"
+			}
+			p, err := a.servicePlan(uninstall)
 			if err != nil {
 				return err
 			}
-			return a.runPlan(cmd.Context(), "install-service", p, printOnly)
+			return a.runPlan(cmd.Context(), title, p, printOnly)
 		},
 	}
 	cmd.Flags().BoolVar(&printOnly, "print", false, "print every step without doing it")
+	cmd.Flags().BoolVar(&uninstall, "uninstall", false, "stop the service and remove its files")
 	return cmd
 }
 
@@ -71,12 +89,9 @@ func (a *app) launchdTarget() (launchdTarget, error) {
 	if e.Home == "" {
 		return launchdTarget{}, paths.ErrNoHome
 	}
-	self, err := os.Executable()
+	self, err := selfExecutable()
 	if err != nil {
-		return launchdTarget{}, fmt.Errorf("cannot find this program's executable to run it at login: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(self); err == nil {
-		self = r
+		return launchdTarget{}, err
 	}
 	t := launchdTarget{home: e.Home, uid: a.uid, binary: self, env: map[string]string{}}
 	for _, k := range serviceEnv {
@@ -129,6 +144,19 @@ func launchdPlan(t launchdTarget) plan {
 		"  status: launchctl print %s\n  log:    %s\n  stop:   launchctl bootout %s (and remove %s to keep it from starting at login)",
 		launchd.Label, service, logFile, service, shellQuote(plistPath)))
 	return p
+}
+
+// selfExecutable is the running program's resolved path: what a service
+// should run.
+func selfExecutable() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("cannot find this program's executable to run it as a service: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(self); err == nil {
+		self = r
+	}
+	return self, nil
 }
 
 // mkdirStep creates dir (and its parents) with mode.

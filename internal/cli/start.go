@@ -41,8 +41,18 @@ func (a *app) startCmd() *cobra.Command {
 binaries according to config.json, and stops cleanly on SIGINT or SIGTERM.
 
 The file backend needs a passphrase: from --passphrase-file, from the
+systemd credential "passphrase" ($CREDENTIALS_DIRECTORY/passphrase, see
+LoadCredential= in contrib/systemd/user/keychain-auth.service), from the
 KEYCHAIN_AUTH_PASSPHRASE environment variable, or typed at the terminal
-(twice when the store is created).
+(twice when the store is created). A passphrase kept in a file is protected
+by that file's permissions only: whoever can read it can open the store.
+Under a desktop session the secret-service backend needs no passphrase.
+
+Started by a service manager, the daemon serves on the socket it was passed
+(socket activation: LISTEN_FDS, as systemd's keychain-auth.socket does) and
+leaves that socket in place when it stops; with $NOTIFY_SOCKET set it
+reports READY=1 once it serves and STOPPING=1 when it stops (Type=notify).
+See install-service.
 
 --mode system runs the system daemon (Linux; normally started by systemd, see
 install-system): as its own user with CAP_SYS_PTRACE, serving every user who
@@ -204,15 +214,30 @@ func (a *app) openBackend(ctx context.Context, log *slog.Logger, name string, la
 	return be, nil
 }
 
-// passphrase gets the file store's passphrase: --passphrase-file, then
-// $KEYCHAIN_AUTH_PASSPHRASE, then the terminal (asked twice for a new store).
+// credPassphrase is the name of the systemd credential holding the file
+// store's passphrase.
+const credPassphrase = "passphrase"
+
+// passphrase gets the file store's passphrase: --passphrase-file, then the
+// systemd credential, then $KEYCHAIN_AUTH_PASSPHRASE, then the terminal
+// (asked twice for a new store).
 func (a *app) passphrase(path string, create bool) ([]byte, error) {
+	if path == "" {
+		// A systemd credential (LoadCredential=passphrase:...): only this
+		// service's processes can read it.
+		if dir := a.getenv(paths.EnvCredentials); dir != "" {
+			if cred := filepath.Join(dir, credPassphrase); exists(cred) {
+				path = cred
+			}
+		}
+	}
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read passphrase file: %w", err)
 		}
 		p := bytes.TrimRight(b, "\r\n")
+		clear(b[len(p):])
 		if len(p) == 0 {
 			return nil, fmt.Errorf("passphrase file %s is empty", path)
 		}

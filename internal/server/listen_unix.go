@@ -16,7 +16,7 @@ import (
 )
 
 // Listener is the daemon's socket. Close removes the socket file and releases
-// the instance lock.
+// the instance lock (an adopted socket has neither: see Adopt).
 type Listener struct {
 	net.Listener
 	lock *flock.Flock
@@ -25,7 +25,9 @@ type Listener struct {
 // Close stops listening, removes the socket and releases the lock.
 func (l *Listener) Close() error {
 	err := l.Listener.Close()
-	l.lock.Unlock()
+	if l.lock != nil {
+		l.lock.Unlock()
+	}
 	return err
 }
 
