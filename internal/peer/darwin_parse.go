@@ -323,7 +323,9 @@ func superBlobCDHashes(sig []byte) ([][cdHashLen]byte, error) {
 		return nil, errors.New("the code signature is not an embedded signature SuperBlob")
 	}
 	length, count := be.Uint32(sig[4:]), be.Uint32(sig[8:])
-	if int64(length) > int64(len(sig)) || int64(count) > (int64(len(sig))-12)/8 {
+	// The index must fit the blob's own length, which may be shorter than
+	// what was read.
+	if int64(length) > int64(len(sig)) || length < 12 || int64(count) > (int64(length)-12)/8 {
 		return nil, fmt.Errorf("SuperBlob of %d bytes with %d entries does not fit its %d bytes", length, count, len(sig))
 	}
 	sig = sig[:length]
