@@ -131,16 +131,20 @@ func (a *Attestor) Cached(f *os.File) (Identity, bool) {
 		return Identity{}, false
 	}
 	a.mu.Lock()
-	el, ok := a.byKey[key]
-	if ok {
-		a.lru.MoveToFront(el)
-	}
+	h, ok := a.lookup(key)
 	a.mu.Unlock()
+	return Identity{Hash: h, Key: key}, ok
+}
+
+// lookup answers from the cache and counts the hit; the caller holds a.mu.
+func (a *Attestor) lookup(key Key) (string, bool) {
+	el, ok := a.byKey[key]
 	if !ok {
-		return Identity{}, false
+		return "", false
 	}
+	a.lru.MoveToFront(el)
 	a.hits.Add(1)
-	return Identity{Hash: el.Value.(*entry).hash, Key: key}, true
+	return el.Value.(*entry).hash, true
 }
 
 // checkedKey is f's key once f passed the checks every hash needs.
@@ -170,11 +174,8 @@ func (a *Attestor) hash(ctx context.Context, f *os.File, uid *uint32) (Identity,
 	}
 	for {
 		a.mu.Lock()
-		if el, ok := a.byKey[key]; ok {
-			a.lru.MoveToFront(el)
-			h := el.Value.(*entry).hash
+		if h, ok := a.lookup(key); ok {
 			a.mu.Unlock()
-			a.hits.Add(1)
 			return Identity{Hash: h, Key: key}, nil
 		}
 		if c, ok := a.inflight[key]; ok {
