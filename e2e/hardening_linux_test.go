@@ -350,6 +350,23 @@ func TestTracerAttachedAfterConnectIsCaught(t *testing.T) {
 	}
 }
 
+// execReplies parses what `kafd <socket> exec ...` printed: the reply to
+// its check before the exec, then the reply the exec'd program got.
+func execReplies(t *testing.T, what, out string) (before, after protocol.Response) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("%s: want the check reply, the reply to the exec'd program and a close; got %q", what, out)
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &before); err != nil {
+		t.Fatalf("%s: the check got no reply: %q", what, out)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &after); err != nil {
+		t.Fatalf("%s: exec'd program got no reply: %q", what, out)
+	}
+	return before, after
+}
+
 // TestExecAfterConnectIsProcessChanged: a verified process hands its
 // connection to a program it execs. Another binary changes the image; the
 // same binary keeps the image hash, but an exec could have brought a new
@@ -371,21 +388,13 @@ func TestExecAfterConnectIsProcessChanged(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != 3 || err != nil && !ok {
 			t.Fatalf("kafd exec %s: %v\n%s", target, err, errb.String())
 		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if len(lines) < 2 {
-			t.Fatalf("exec %s: want the check reply, the reply to the exec'd program and a close; got %q", target, out)
-		}
-		var before, after protocol.Response
-		json.Unmarshal([]byte(lines[0]), &before)
-		if err := json.Unmarshal([]byte(lines[1]), &after); err != nil {
-			t.Fatalf("exec %s: exec'd program got no reply: %q", target, out)
-		}
+		before, after := execReplies(t, "exec "+target, string(out))
 		wantStatus(t, before, protocol.StatusSuccess, "")
 		wantStatus(t, after, protocol.StatusDenied, protocol.ReasonProcessChanged)
 		if string(after.ID) != `"after-exec"` {
 			t.Errorf("exec %s: reply id %s", target, after.ID)
 		}
-		if len(lines) == 3 && lines[2] != "CLOSED" {
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) == 3 && lines[2] != "CLOSED" {
 			t.Errorf("exec %s: unexpected output after the refusal: %q", target, lines[2])
 		}
 	}
