@@ -371,7 +371,10 @@ func (c *session) serve(ctx context.Context) {
 		// and go out together once the daemon would have to wait for more:
 		// one write for a pipelined run instead of one per reply. Each
 		// reply's audit record was written before it was queued.
-		last := closeAfter || c.isInterrupted() || !c.r.HasLine()
+		// Interruption is read once: a shutdown between two reads of it
+		// would leave queued replies, whose requests ran, unsent.
+		interrupted := c.isInterrupted()
+		last := closeAfter || interrupted || !c.r.HasLine()
 		if err := c.queueReply(resp, last); err != nil {
 			c.log.Debug("cannot write reply", "err", err)
 			return
@@ -380,7 +383,7 @@ func (c *session) serve(ctx context.Context) {
 			c.closeGracefully()
 			return
 		}
-		if c.isInterrupted() {
+		if interrupted {
 			return
 		}
 	}
