@@ -66,7 +66,7 @@ func hint(kind error) string {
 	case ErrWrongPassphrase:
 		return "check the passphrase (prompt, --passphrase-file or KEYCHAIN_AUTH_PASSPHRASE); the file was not changed"
 	case ErrCorrupt:
-		return "the file was not changed; restore it from a backup, or move it aside to start a new, empty store"
+		return "the file was not changed; restore it from a backup, or move it and its .version file aside to start a new, empty store"
 	case ErrIntegrity:
 		return "the file was not changed and nothing was served from it; restore the newest copy of the store from a backup"
 	case ErrNoStore:

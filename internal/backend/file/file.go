@@ -172,7 +172,15 @@ func (s *Store) syncVersion(ctx context.Context) {
 		return
 	}
 	defer unlockFile()
-	if err := writeVersion(s.versionPath, versionDoc{Store: storeID(s.header), Counter: s.counter}); err != nil {
+	// Another daemon may have written newer versions since this store was
+	// loaded: the record only ever moves forward.
+	id := storeID(s.header)
+	known, ok, err := readVersion(s.versionPath)
+	if err == nil && ok && known.Store == id && known.Counter >= s.counter {
+		s.staleVersion = false
+		return
+	}
+	if err := writeVersion(s.versionPath, versionDoc{Store: id, Counter: s.counter}); err != nil {
 		s.log.Warn("file store: could not record its version", "version_file", s.versionPath, "err", err)
 	}
 	s.staleVersion = false
@@ -332,6 +340,16 @@ func create(ctx context.Context, opts backend.Options, params KDFParams) (*Store
 	defer unlockFile()
 	if s, err := load(opts); !errors.Is(err, ErrNoStore) {
 		return s, err
+	}
+	// A missing store whose version file records writes was deleted, not
+	// never made: creating an empty one in its place would lose every
+	// secret without a trace.
+	if known, ok, err := readVersion(versionPath(opts)); err != nil {
+		return nil, fmt.Errorf("file store %s: %w", path, err)
+	} else if ok && known.Counter > 0 {
+		return nil, storeErr(path, ErrIntegrity, fmt.Sprintf(
+			"the store is missing, but %s records a store at this path written %d times; restore the store from a backup, "+
+				"or, to start an empty store on purpose, delete %s first", versionPath(opts), known.Counter, versionPath(opts)), nil)
 	}
 
 	hdr := document{Version: formatVersion}

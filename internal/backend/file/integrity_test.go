@@ -256,6 +256,18 @@ func TestNewStoreAfterMovingOldAside(t *testing.T) {
 	if err := os.Rename(path, path+".old"); err != nil {
 		t.Fatal(err)
 	}
+	// A store that had writes and is now missing was deleted (or moved by
+	// someone emptying it on the quiet): Open refuses to make a new one
+	// until its version file is taken away too, on purpose.
+	if _, err := file.OpenWithParams(t.Context(), opts(path), cheap); !errors.Is(err, file.ErrIntegrity) || !strings.Contains(err.Error(), path+".version") {
+		t.Fatalf("Open with the store moved aside = %v; want ErrIntegrity naming the version file", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused Open created %s", path)
+	}
+	if err := os.Rename(path+".version", path+".version.old"); err != nil {
+		t.Fatal(err)
+	}
 	s = openStore(t, opts(path))
 	set(t, s, "svc", backend.Item{Target: "t", Value: []byte("w")})
 	s.Close()
