@@ -2,9 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"crypto/sha256"
+	"context"
 	"debug/elf"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/The-17/keychain-auth/internal/attest"
 )
 
 // interpreterName matches executables that run code they are given: their
@@ -211,16 +212,10 @@ func sameAsKnownInterpreter(path, hash string, dirs []string) string {
 }
 
 func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	// HashPath refuses anything but a regular file before opening it: a
+	// path from pending.json may name a FIFO, whose open would block.
+	id, err := attest.New(attest.Options{}).HashPath(context.Background(), path)
+	return id.Hash, err
 }
 
 // checkInterpreter refuses interpreters unless allowed, and explains. A #!
