@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -159,4 +161,44 @@ func TestChangedAfter(t *testing.T) {
 			t.Errorf("changedAfter(%d.%09d, %d.%06d) = %v", c.cs, c.cn, c.ss, c.su, got)
 		}
 	}
+}
+
+// A Mach-O header may claim load commands up to the file's size; on a
+// sparse file that would have every connection allocate gigabytes before
+// anything refused it.
+func TestCDHashesCapsTheLoadCommands(t *testing.T) {
+	hdr := make([]byte, 32)
+	binary.LittleEndian.PutUint32(hdr[0:], machMagic64)
+	binary.LittleEndian.PutUint32(hdr[16:], 1)     // ncmds
+	binary.LittleEndian.PutUint32(hdr[20:], 1<<30) // sizeofcmds
+	r := sparse{hdr: hdr, size: 2 << 30}
+	if _, err := cdHashes(r, 0, r.size); err == nil || !strings.Contains(err.Error(), "load commands") {
+		t.Errorf("cdHashes of a header claiming 1 GiB of load commands = %v; want it refused before reading", err)
+	}
+}
+
+// sparse reads as hdr followed by zeros, up to size, without holding them.
+type sparse struct {
+	hdr  []byte
+	size int64
+}
+
+func (s sparse) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) > 64<<20 {
+		panic("cdHashes asked to read more than 64 MiB at once")
+	}
+	n := 0
+	for i := range p {
+		o := off + int64(i)
+		if o >= s.size {
+			return n, io.EOF
+		}
+		if o < int64(len(s.hdr)) {
+			p[i] = s.hdr[o]
+		} else {
+			p[i] = 0
+		}
+		n++
+	}
+	return n, nil
 }

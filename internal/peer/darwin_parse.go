@@ -254,6 +254,10 @@ const (
 	csHashTypeSHA384   = 4
 	maxLoadCommands    = 1 << 20
 	maxSignatureLength = 64 << 20
+	// maxLoadCommandBytes bounds what is allocated for the load commands:
+	// real images keep them well under 64 KiB, and a sparse file must not
+	// make each connection allocate gigabytes.
+	maxLoadCommandBytes = 1 << 20
 )
 
 var errNoSignature = errors.New("the executable has no code signature")
@@ -277,7 +281,7 @@ func cdHashes(r io.ReaderAt, off, size int64) ([][cdHashLen]byte, error) {
 		return nil, fmt.Errorf("not a little-endian Mach-O image at offset %d", off)
 	}
 	ncmds, sizeofcmds := le.Uint32(hdr[16:]), le.Uint32(hdr[20:])
-	if ncmds > maxLoadCommands || int64(sizeofcmds) > size-off-hdrSize {
+	if ncmds > maxLoadCommands || sizeofcmds > maxLoadCommandBytes || int64(sizeofcmds) > size-off-hdrSize {
 		return nil, fmt.Errorf("Mach-O header claims %d load commands in %d bytes", ncmds, sizeofcmds)
 	}
 	cmds := make([]byte, sizeofcmds)

@@ -35,10 +35,14 @@ func (p *Peer) inspect() (string, error) {
 	if tracer != 0 {
 		return TracedReason(tracer, p.PID, p.PID), nil
 	}
-	if st, err := csStatus(p.exec.tok); err == nil {
-		if reason := codeSigningTampering(st); reason != "" {
-			return reason, nil
-		}
+	// A status that cannot be read is a check not made: refuse (Tampered
+	// turns an exited peer into ErrGone).
+	st, err := csStatus(p.exec.tok)
+	if err != nil {
+		return "", fmt.Errorf("read the code signing status of peer pid %d: %w", p.PID, err)
+	}
+	if reason := codeSigningTampering(st); reason != "" {
+		return reason, nil
 	}
 	b, err := unix.SysctlRaw("kern.procargs2", p.PID)
 	if err != nil {
@@ -82,7 +86,14 @@ func (p *Peer) TracedBy() (tracer, tid int, err error) {
 		return 0, 0, err
 	}
 	if tracer == 0 {
-		if st, err := csStatus(p.exec.tok); err == nil && st&csDebugged != 0 {
+		st, err := csStatus(p.exec.tok)
+		if aerr := p.Alive(); aerr != nil {
+			return 0, 0, aerr
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("read the code signing status of peer pid %d: %w", p.PID, err)
+		}
+		if st&csDebugged != 0 {
 			tracer = -1
 		}
 	}
