@@ -233,7 +233,14 @@ func (s *Store) Set(ctx context.Context, service string, items []backend.Item) e
 			}
 		}
 	}()
-	for _, it := range items {
+	for i, it := range items {
+		// Within the batch too: two targets that differ only in case
+		// would be one credential, and the first one's chunks orphans.
+		for _, prev := range items[:i] {
+			if strings.EqualFold(prev.Target, it.Target) {
+				return fmt.Errorf("credential manager: cannot store %q and %q in one batch of service %q: Credential Manager names ignore case; rename one of them", prev.Target, it.Target, service)
+			}
+		}
 		old, other, err := s.load(service, it.Target)
 		if err != nil {
 			return err

@@ -297,3 +297,19 @@ func TestOversizedRecordRefused(t *testing.T) {
 		t.Errorf("Set of an item over the chunk limit = %v, want a refusal", err)
 	}
 }
+
+// Two targets of one batch that differ only in case would share one
+// credential: the batch is refused whole, writing nothing.
+func TestCaseFoldedNamesInOneBatch(t *testing.T) {
+	t.Parallel()
+	v := newFakeVault()
+	s := newStore(v, DefaultNamespace, nil)
+	big := bytes.Repeat([]byte("x"), 3*MaxBlob) // chunked, so orphans would show
+	err := s.Set(t.Context(), "svc", []backend.Item{{Target: "A", Value: big}, {Target: "a", Value: []byte("small")}})
+	if err == nil || !strings.Contains(err.Error(), "ignore case") {
+		t.Fatalf(`Set("A", "a") = %v, want a refusal naming the case clash`, err)
+	}
+	if n := v.names(); len(n) != 0 {
+		t.Errorf("a refused batch left credentials behind: %q", n)
+	}
+}
