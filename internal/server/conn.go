@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -176,12 +177,7 @@ func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
 		return c.peerError(ctx, "open executable", err)
 	}
 	defer f.Close()
-	id, ok := c.s.opts.Attestor.Cached(f)
-	if !ok {
-		hctx, stop := cancelOnHangup(ctx, c.nc)
-		id, err = c.s.opts.Attestor.HashFor(hctx, f, c.peerUID)
-		stop()
-	}
+	id, err := c.hashFile(ctx, f)
 	if err != nil {
 		return c.peerError(ctx, "hash executable", err)
 	}
@@ -191,6 +187,17 @@ func (c *session) attest(ctx context.Context) (protocol.Reason, string) {
 	}
 	c.ident, c.path = id, path
 	return "", ""
+}
+
+// hashFile hashes f in the peer uid's hashing slot; a hash that has to run
+// (not answered from the cache) is cancelled if the client hangs up.
+func (c *session) hashFile(ctx context.Context, f *os.File) (attest.Identity, error) {
+	if id, ok := c.s.opts.Attestor.Cached(f); ok {
+		return id, nil
+	}
+	hctx, stop := cancelOnHangup(ctx, c.nc)
+	defer stop()
+	return c.s.opts.Attestor.HashFor(hctx, f, c.peerUID)
 }
 
 // peerError turns a failure to verify the peer into a refusal; ctx is the
@@ -254,17 +261,31 @@ const pendingTimeout = 5 * time.Second
 // the attempts refused in between are written at the end of that second
 // even if it stops trying.
 func (c *session) recordPending(ctx context.Context) {
-	s := c.s
-	if s.opts.PendingFile == "" {
+	if c.s.opts.PendingFile == "" {
 		return
 	}
+	rec := c.pendingRecord()
+	rec.Hash, rec.Path = c.ident.Hash, c.path
+	c.queuePending(ctx, rec)
+}
+
+// pendingRecord describes the peer process for the pending queue; the
+// caller fills in the binary (hash, path).
+func (c *session) pendingRecord() config.PendingRecord {
 	info := c.peer.Describe()
 	uid := c.peerUID
-	rec := config.PendingRecord{
-		Hash: c.ident.Hash, Path: c.path, CommandLine: info.CommandLine,
-		PID: c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+	return config.PendingRecord{
+		CommandLine: info.CommandLine,
+		PID:         c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
 		TeamID: c.peer.TeamID(),
 	}
+}
+
+// queuePending writes rec before the refusal that names it goes out (at
+// most once a second per hash; attempts refused in between are written at
+// the end of that second).
+func (c *session) queuePending(ctx context.Context, rec config.PendingRecord) {
+	s := c.s
 	now := s.opts.Now()
 	attempts, ok := s.pending.Admit(rec.Hash, now)
 	if ok {

@@ -9,11 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"time"
 
 	"github.com/The-17/keychain-auth/internal/attest"
 	"github.com/The-17/keychain-auth/internal/audit"
-	"github.com/The-17/keychain-auth/internal/config"
 	"github.com/The-17/keychain-auth/internal/policy"
 	"github.com/The-17/keychain-auth/protocol"
 )
@@ -114,7 +112,7 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 	grant, deny := policy.Identify(c.cfg.PolicyEntries(), policy.Caller{Hash: id.Hash, Path: path, UID: c.peerUID})
 	if !deny.Allowed() {
 		if deny.Reason == protocol.ReasonUnregisteredBinary || deny.Reason == protocol.ReasonHashMismatch {
-			c.recordExecPending(id.Hash, path, req.ExecArgv)
+			c.recordExecPending(ctx, id.Hash, path, req.ExecArgv)
 		}
 		c.log.Info("exec child refused", "exec_path", path, "exec_hash", id.Hash, "reason", deny.Reason)
 		return fail(deny.Reason, deny.Message), true, true
@@ -135,11 +133,6 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 	}
 	rec.Result = audit.ResultApproved
 	if c.audit(ctx, rec) != nil {
-		for _, r := range out.results {
-			if r.Value != nil {
-				*r.Value = ""
-			}
-		}
 		return protocol.Failure(req.ID, protocol.ReasonInternalError, msgAuditDown), true, true
 	}
 	r := protocol.Success(req.ID, out.results)
@@ -176,16 +169,9 @@ func (c *session) attestDescriptor(ctx context.Context, f *os.File) (attest.Iden
 	if fi.Mode().Perm()&0o111 == 0 {
 		return attest.Identity{}, path, protocol.ReasonMalformedRequest, "the descriptor's file is not executable (no x permission)"
 	}
-	id, ok := c.s.opts.Attestor.Cached(f)
-	if !ok {
-		hctx, stop := cancelOnHangup(ctx, c.nc)
-		id, err = c.s.opts.Attestor.HashFor(hctx, f, c.peerUID)
-		stop()
-	}
+	id, err := c.hashFile(ctx, f)
 	if err != nil {
 		switch {
-		case errors.Is(err, attest.ErrNotRegular):
-			return id, path, protocol.ReasonMalformedRequest, "the descriptor is not a regular file; exec runs program files only"
 		case errors.Is(err, attest.ErrUntrustedFS), errors.Is(err, attest.ErrTooLarge):
 			return id, path, protocol.ReasonUnverifiableProcess, err.Error()
 		case errors.Is(err, attest.ErrChanged):
@@ -222,32 +208,15 @@ func isScript(f *os.File) (bool, error) {
 // recordExecPending queues the program of a refused descriptor request with
 // its own identity and command line; the process facts are the CLI's, which
 // the program replaces in the same process.
-func (c *session) recordExecPending(hash, path string, argv []string) {
-	s := c.s
-	if s.opts.PendingFile == "" {
+func (c *session) recordExecPending(ctx context.Context, hash, path string, argv []string) {
+	if c.s.opts.PendingFile == "" {
 		return
 	}
-	attempts, ok := s.pending.Admit(hash, s.opts.Now())
-	if !ok {
-		return
-	}
-	info := c.peer.Describe()
-	now := s.opts.Now().UTC()
-	uid := c.peerUID
-	rec := config.PendingRecord{
-		Hash: hash, Path: path, CommandLine: argv,
-		Count: attempts,
-		PID:   c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
-	}
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := config.RecordPending(ctx, s.opts.PendingFile, rec, now); err != nil {
-			s.log.Error("cannot record pending binary", "file", s.opts.PendingFile, "hash", rec.Hash, "err", err)
-		}
-	}()
+	rec := c.pendingRecord()
+	rec.Hash, rec.Path, rec.CommandLine = hash, path, argv
+	// The process is the CLI; the team id would be keychain-auth's.
+	rec.TeamID = ""
+	c.queuePending(ctx, rec)
 }
 
 // plainLine lets handleLine answer a line without a descriptor. The
