@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -69,7 +71,19 @@ func (a *app) hasher(readCache bool) (h *attest.Attestor, save func()) {
 			return
 		}
 		// Keep what earlier runs hashed: a command hashes only some files.
-		saveHashCache(file, append(known, saved...))
+		// Under the file's lock, merged with what is there now, so two
+		// commands at once do not drop each other's entries.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if fsx.MkdirPrivate(filepath.Dir(file)) != nil {
+			return
+		}
+		unlock, err := fsx.Lock(ctx, file)
+		if err != nil {
+			return // a cache that cannot be written only costs time
+		}
+		defer unlock()
+		saveHashCache(file, append(known, loadHashCache(file)...))
 	}
 }
 
@@ -87,9 +101,18 @@ func subset(ids, of []attest.Identity) bool {
 	return true
 }
 
+// maxHashCacheBytes bounds what is read of the cache: maxCachedHashes
+// records of a few hundred bytes each.
+const maxHashCacheBytes = maxCachedHashes * 1024
+
 func loadHashCache(file string) []attest.Identity {
-	b, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxHashCacheBytes+1))
+	if err != nil || len(b) > maxHashCacheBytes {
 		return nil
 	}
 	var recs []cachedHash
@@ -117,7 +140,7 @@ func saveHashCache(file string, ids []attest.Identity) {
 			Ctime: k.Ctime, Mount: k.Mount, Handle: []byte(k.Handle)})
 	}
 	b, err := json.Marshal(recs)
-	if err != nil || fsx.MkdirPrivate(filepath.Dir(file)) != nil {
+	if err != nil {
 		return
 	}
 	fsx.WriteFile(file, b, fsx.FileMode)

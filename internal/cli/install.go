@@ -213,12 +213,9 @@ func (a *app) uninstallSystem(ctx context.Context, purge, printOnly bool) error 
 // installPlan lists install-system's steps in dependency order: the group
 // before the user, the user before what it owns.
 func (a *app) installPlan(t systemTarget) (plan, error) {
-	self, err := os.Executable()
+	self, err := selfExecutable()
 	if err != nil {
-		return plan{}, fmt.Errorf("cannot find this program's executable to install it: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(self); err == nil {
-		self = r
+		return plan{}, err
 	}
 	cfg := t.layout.ConfigFile
 	saved := cfg + ".uninstalled"

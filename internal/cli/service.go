@@ -151,7 +151,7 @@ func launchdPlan(t launchdTarget) plan {
 func selfExecutable() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("cannot find this program's executable to run it as a service: %w", err)
+		return "", fmt.Errorf("cannot find this program's executable to install it: %w", err)
 	}
 	if r, err := filepath.EvalSymlinks(self); err == nil {
 		self = r
