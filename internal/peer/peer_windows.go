@@ -200,7 +200,3 @@ func commandLine(proc windows.Handle) string {
 	}
 	return s
 }
-
-func errNotImplemented() error {
-	return fmt.Errorf("this check is not implemented on windows: %w", errors.ErrUnsupported)
-}
