@@ -52,6 +52,14 @@ func checkSafe(path string, _ fs.FileInfo, _ int) error {
 
 // unsafeACL says why sd lets someone other than me, SYSTEM or
 // Administrators change the object, or "" when it does not.
+// ACE types that deny access (winnt.h).
+const (
+	aceDenied               = 0x1
+	aceDeniedObject         = 0x6
+	aceDeniedCallback       = 0xA
+	aceDeniedCallbackObject = 0xC
+)
+
 func unsafeACL(sd *windows.SECURITY_DESCRIPTOR, me string) string {
 	trusted := func(sid string) bool { return sid == me || sid == sidSystem || sid == sidAdministrators }
 	owner, _, err := sd.Owner()
@@ -73,9 +81,17 @@ func unsafeACL(sd *windows.SECURITY_DESCRIPTOR, me string) string {
 		if windows.GetAce(dacl, i, &ace) != nil {
 			return "has a DACL that cannot be read"
 		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE || ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 ||
-			ace.Mask&writeAccess == 0 {
+		if ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 || ace.Mask&writeAccess == 0 {
 			continue
+		}
+		switch ace.Header.AceType {
+		case windows.ACCESS_ALLOWED_ACE_TYPE:
+		case aceDenied, aceDeniedObject, aceDeniedCallback, aceDeniedCallbackObject:
+			continue // a deny can only take access away
+		default:
+			// An object, callback or conditional allow grants write to a
+			// SID at another offset, on conditions not evaluated here.
+			return fmt.Sprintf("has an access entry of type %d that may let others write it; keep only plain entries for you, SYSTEM and Administrators", ace.Header.AceType)
 		}
 		if sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String(); !trusted(sid) {
 			return "lets " + sid + " write it"

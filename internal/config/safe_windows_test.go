@@ -58,3 +58,27 @@ func TestUnsafeACLNullDACL(t *testing.T) {
 		t.Errorf("null DACL: %q, want a refusal", got)
 	}
 }
+
+// An allow entry of another type (callback, object, conditional) grants
+// write on terms the check does not evaluate: refused. A callback allow has
+// the plain layout plus optional data, so it is made by retyping a plain
+// entry (Wine's SDDL parser knows no object or callback entries).
+func TestUnsafeACLOtherAllowTypes(t *testing.T) {
+	const me = "S-1-5-21-1-2-3-1001"
+	sd, err := windows.SecurityDescriptorFromString("O:" + me + "D:(A;;FA;;;" + me + ")(A;;FA;;;WD)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dacl, _, err := sd.DACL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ace *windows.ACCESS_ALLOWED_ACE
+	if err := windows.GetAce(dacl, 1, &ace); err != nil {
+		t.Fatal(err)
+	}
+	ace.Header.AceType = 0x9 // ACCESS_ALLOWED_CALLBACK_ACE_TYPE
+	if got := unsafeACL(sd, me); !strings.Contains(got, "access entry of type 9") {
+		t.Errorf("a callback allow of write to Everyone: %q, want it refused", got)
+	}
+}
