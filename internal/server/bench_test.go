@@ -1,8 +1,9 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -72,24 +73,28 @@ func pipelinedReads(b *testing.B, ts *testServer) {
 	line := []byte(readReq("svc", "t000") + "\n")
 	c.roundTrip(string(line[:len(line)-1]))
 	b.ResetTimer()
+	// The client writes through a buffer and checks replies without
+	// decoding them, as keychain-auth-bench does, so that it is not what
+	// limits the rate.
 	errc := make(chan error, 1)
 	go func() {
+		w := bufio.NewWriterSize(c.nc, 1<<16)
 		for i := 0; i < b.N; i++ {
-			if _, err := c.nc.Write(line); err != nil {
+			if _, err := w.Write(line); err != nil {
 				errc <- err
 				return
 			}
 		}
-		errc <- nil
+		errc <- w.Flush()
 	}()
+	success := []byte(`"status":"success"`)
 	for i := 0; i < b.N; i++ {
 		l, err := c.r.ReadSlice('\n')
 		if err != nil {
 			b.Fatal(err)
 		}
-		var r protocol.Response
-		if err := json.Unmarshal(l, &r); err != nil || r.Status != protocol.StatusSuccess {
-			b.Fatalf("%s %v", l, err)
+		if !bytes.Contains(l, success) {
+			b.Fatalf("reply %d: %s", i, l)
 		}
 	}
 	if err := <-errc; err != nil {
