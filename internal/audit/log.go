@@ -92,7 +92,20 @@ type Log struct {
 	last   string // hash of the last record written
 	broken error  // set when f must be reopened before the next write
 	closed bool
-	buf    []byte
+
+	// pending holds appended records not yet written (see Append); pseq
+	// and plast are the chain's head including them. appended counts
+	// Appends; flushed is the count written. gen changes when a failed
+	// write drops pending records; lostGen and lostFlushed describe the
+	// last such failure, for the tickets issued before it.
+	pending     []byte
+	pseq        uint64
+	plast       string
+	appended    uint64
+	flushed     uint64
+	gen         uint64
+	lostGen     uint64
+	lostFlushed uint64
 	// retired are rotated files whose records still await their fsync,
 	// which runs outside the lock so that a rotation does not stall requests.
 	retired  []file
@@ -194,34 +207,127 @@ func (l *Log) Path() string { return l.path }
 // re-creating its directory) if needed. Log does not block on ctx: a
 // decision that was made must be recorded even while the daemon stops.
 func (l *Log) Log(_ context.Context, r Record) error {
+	t, err := l.Append(r)
+	if err != nil {
+		return err
+	}
+	return l.Flush(t)
+}
+
+// Ticket names a record given to Append, for Flush.
+type Ticket struct {
+	gen, n uint64
+}
+
+// maxPending is how many bytes of appended records wait for a Flush before
+// Append writes them by itself.
+const maxPending = 64 << 10
+
+// Append adds r to the chain as Log does, but may keep its line in memory
+// with other appended records until a Flush (of this record or a later one)
+// writes them together in one write(2). The caller must Flush the returned
+// ticket before it acts on the decision the record describes (before the
+// reply goes out); until then the record may still be lost, and Flush says
+// so. Records are written in the order they were appended, whoever flushes.
+func (l *Log) Append(r Record) (Ticket, error) {
 	if len(r.Details) > 0 && !isCompactObject(r.Details) {
-		return fmt.Errorf("audit: %s record: details must be a compact JSON object", r.Event)
+		return Ticket{}, fmt.Errorf("audit: %s record: details must be a compact JSON object", r.Event)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
+		return Ticket{}, ErrClosed
+	}
+	if l.broken != nil {
+		if err := l.recover(); err != nil {
+			return Ticket{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	seq, prev := l.seq, l.last
+	if len(l.pending) > 0 {
+		seq, prev = l.pseq, l.plast
+	}
+	r.Time, r.Seq, r.Prev = l.opts.Now(), seq+1, prev
+	start := len(l.pending)
+	l.pending = r.appendCanonical(l.pending)
+	hash := hashOf(l.pending[start:])
+	l.pending = append(appendHashMember(l.pending, hash), '\n')
+	l.pseq, l.plast = r.Seq, hash
+	l.appended++
+	t := Ticket{gen: l.gen, n: l.appended}
+	if len(l.pending) >= maxPending {
+		if err := l.writePending(); err != nil {
+			return Ticket{}, err
+		}
+	}
+	l.scheduleSync()
+	return t, nil
+}
+
+// Flush returns once the record of t has been written, writing the records
+// still held if need be, or reports (wrapping ErrUnavailable) that it was
+// lost to a failed write and must be treated as never recorded.
+func (l *Log) Flush(t Ticket) error {
+	if t.n == 0 {
+		return fmt.Errorf("%w: no record was appended", ErrUnavailable)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.gen != l.gen {
+		// A write failed since t was appended and dropped the records it
+		// had not written. Only the last failure is remembered: a ticket
+		// older than that is refused rather than guessed about.
+		if t.gen == l.lostGen && t.n <= l.lostFlushed {
+			return nil
+		}
+		return fmt.Errorf("%w: the record was lost with a failed write", ErrUnavailable)
+	}
+	if t.n <= l.flushed {
+		return nil
+	}
+	if l.closed {
 		return ErrClosed
 	}
+	return l.writePending()
+}
+
+// writePending writes the appended records in one write(2). On failure they
+// are dropped, the chain goes back to the last record written, and their
+// tickets are marked lost. Called with mu held.
+func (l *Log) writePending() error {
+	if len(l.pending) == 0 {
+		return nil
+	}
+	err := l.writeLines(l.pending)
+	if err != nil {
+		l.lostGen, l.lostFlushed = l.gen, l.flushed
+		l.gen++
+	} else {
+		l.seq, l.last = l.pseq, l.plast
+		l.flushed = l.appended
+	}
+	l.pending = l.pending[:0]
+	if cap(l.pending) > 1<<20 {
+		l.pending = nil // do not pin a huge buffer
+	}
+	return err
+}
+
+// writeLines appends whole lines to the file, rotating it first if they
+// would take it over MaxSize. Called with mu held.
+func (l *Log) writeLines(lines []byte) error {
 	if l.broken != nil {
 		if err := l.recover(); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	r.Time, r.Seq, r.Prev = l.opts.Now(), l.seq+1, l.last
-	line := r.appendCanonical(l.buf[:0])
-	hash := hashOf(line)
-	line = append(appendHashMember(line, hash), '\n')
-	if cap(line) <= 1<<20 {
-		l.buf = line // reuse, but do not pin a huge buffer
-	}
-
-	if l.size > 0 && l.size+int64(len(line)) > l.opts.MaxSize {
+	if l.size > 0 && l.size+int64(len(lines)) > l.opts.MaxSize {
 		if err := l.rotate(); err != nil {
 			l.fail(err)
 			return fmt.Errorf("%w: rotate %s: %v", ErrUnavailable, l.path, err)
 		}
 	}
-	n, err := l.f.Write(line)
+	n, err := l.f.Write(lines)
 	if err != nil {
 		// A partial line would fuse with the next record: take it back.
 		if n > 0 && l.f.Truncate(l.size) != nil {
@@ -231,16 +337,21 @@ func (l *Log) Log(_ context.Context, r Record) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	l.size += int64(n)
-	l.seq, l.last = r.Seq, hash
-	if !l.syncPending {
-		l.syncPending = true
-		if l.timer == nil {
-			l.timer = time.AfterFunc(l.opts.SyncInterval, l.syncTick)
-		} else {
-			l.timer.Reset(l.opts.SyncInterval)
-		}
-	}
 	return nil
+}
+
+// scheduleSync arms the group fsync, which also writes records appended
+// and never flushed. Called with mu held.
+func (l *Log) scheduleSync() {
+	if l.syncPending {
+		return
+	}
+	l.syncPending = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(l.opts.SyncInterval, l.syncTick)
+	} else {
+		l.timer.Reset(l.opts.SyncInterval)
+	}
 }
 
 // fail marks the file as needing a reopen. Called with mu held.
@@ -387,6 +498,11 @@ func (l *Log) syncTick() {
 	l.mu.Lock()
 	l.syncPending = false
 	closed := l.closed
+	if !closed {
+		// Records appended by a caller that never flushed them (its
+		// client went away) are written now. A failure is logged by fail.
+		l.writePending()
+	}
 	l.mu.Unlock()
 	if !closed {
 		l.Sync()
@@ -421,11 +537,12 @@ func (l *Log) Close() error {
 	if l.closed {
 		return nil
 	}
+	pendingErr := l.writePending()
 	l.closed = true
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	errs := []error{l.syncRetired(l.retired, l.dirDirty)}
+	errs := []error{pendingErr, l.syncRetired(l.retired, l.dirDirty)}
 	l.retired = nil
 	if l.f != nil {
 		errs = append(errs, l.f.Sync(), l.f.Close())
