@@ -51,8 +51,16 @@ type session struct {
 	in           *readCounter
 	checkedReads uint64
 
-	// out holds encoded replies not yet written (see queueReply).
-	out []byte
+	// out holds encoded replies not yet written, queued describes them
+	// (see queueReply).
+	out    []byte
+	queued []queuedReply
+	// held is the ticket of the last audit record appended and not yet
+	// flushed (holding set); lineHeld says the line being handled has
+	// one (see auditHeld).
+	held     audit.Ticket
+	holding  bool
+	lineHeld bool
 
 	mu          sync.Mutex
 	interrupted bool
@@ -465,6 +473,15 @@ func (c *session) reply(resp *protocol.Response) error {
 // maxQueuedReplies bounds what queueReply holds before it writes anyway.
 const maxQueuedReplies = 64 << 10
 
+// queuedReply is one reply in out: it ends at end; held says its audit
+// record was appended but not yet flushed, so it must become a refusal
+// if that record is lost.
+type queuedReply struct {
+	end  int
+	id   json.RawMessage
+	held bool
+}
+
 // queueReply adds resp to the replies waiting to be written, and writes
 // them all when flush is set or enough have gathered.
 func (c *session) queueReply(resp *protocol.Response, flush bool) error {
@@ -473,6 +490,8 @@ func (c *session) queueReply(resp *protocol.Response, flush bool) error {
 	if err != nil {
 		return err
 	}
+	c.queued = append(c.queued, queuedReply{end: len(c.out), id: resp.ID, held: c.lineHeld})
+	c.lineHeld = false
 	if flush || len(c.out) >= maxQueuedReplies {
 		return c.flushReplies()
 	}
@@ -480,8 +499,17 @@ func (c *session) queueReply(resp *protocol.Response, flush bool) error {
 }
 
 // flushReplies writes the queued replies and clears their buffer, which
-// held secret values.
+// held secret values. The audit records of the replies are written first;
+// if they cannot be, the replies they describe become refusals.
 func (c *session) flushReplies() error {
+	if c.holding {
+		c.holding = false
+		if err := c.s.opts.Audit.(groupAuditor).Flush(c.held); err != nil {
+			c.log.Error("audit log write failed", "err", err)
+			c.refuseHeld()
+		}
+	}
+	c.queued = c.queued[:0]
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -493,6 +521,23 @@ func (c *session) flushReplies() error {
 		c.out = nil // a large batch's buffer is not kept for the connection's life
 	}
 	return err
+}
+
+// refuseHeld replaces each queued reply whose audit record was lost with
+// the refusal an unrecorded request gets.
+func (c *session) refuseHeld() {
+	var out []byte
+	start := 0
+	for _, q := range c.queued {
+		if q.held {
+			out, _ = protocol.AppendResponse(out, protocol.Failure(q.id, protocol.ReasonInternalError, msgAuditDown))
+		} else {
+			out = append(out, c.out[start:q.end]...)
+		}
+		start = q.end
+	}
+	clear(c.out)
+	c.out = out
 }
 
 // closeGracefully lets the client read our last reply: closing a socket
@@ -519,6 +564,44 @@ func (c *session) audit(ctx context.Context, r audit.Record) error {
 	if a == nil {
 		return nil
 	}
+	c.identifyRecord(&r)
+	if err := a.Log(ctx, r); err != nil {
+		c.log.Error("audit log write failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// groupAuditor is an Auditor that can hold records and write them
+// together (audit.Log does).
+type groupAuditor interface {
+	Append(r audit.Record) (audit.Ticket, error)
+	Flush(t audit.Ticket) error
+}
+
+// auditHeld is audit for a record whose decision has no effect but the
+// reply: the record may wait in the log's memory and is written, with the
+// others of a pipelined run, before the replies go out (flushReplies),
+// one write(2) for the run instead of one per request. Requests that
+// change the store use audit, so that their record is written before the
+// change is answered.
+func (c *session) auditHeld(ctx context.Context, r audit.Record) error {
+	g, ok := c.s.opts.Audit.(groupAuditor)
+	if !ok {
+		return c.audit(ctx, r)
+	}
+	c.identifyRecord(&r)
+	t, err := g.Append(r)
+	if err != nil {
+		c.log.Error("audit log write failed", "err", err)
+		return err
+	}
+	c.held, c.holding, c.lineHeld = t, true, true
+	return nil
+}
+
+// identifyRecord fills the caller's identity into r.
+func (c *session) identifyRecord(r *audit.Record) {
 	r.Conn = c.id
 	if c.peer != nil {
 		r.PID = c.peer.PID
@@ -527,11 +610,6 @@ func (c *session) audit(ctx context.Context, r audit.Record) error {
 		r.TeamID = c.peer.TeamID()
 	}
 	r.BinaryPath, r.BinaryHash = c.path, c.ident.Hash
-	if err := a.Log(ctx, r); err != nil {
-		c.log.Error("audit log write failed", "err", err)
-		return err
-	}
-	return nil
 }
 
 func fillRequest(r *audit.Record, req *protocol.Request) {

@@ -30,7 +30,7 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 		// The message says what failed or why it was refused (a tracer's
 		// pid, a loader variable); it never holds a value.
 		rec.Result, rec.Reason, rec.Message = resultOf(reason), string(reason), msg
-		if c.audit(ctx, rec) != nil {
+		if c.auditHeld(ctx, rec) != nil {
 			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown)
 		}
 		return protocol.Failure(id, reason, msg)
@@ -51,7 +51,7 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 	}
 	if req.Action == protocol.ActionCheck {
 		rec.Result = audit.ResultApproved
-		if c.audit(ctx, rec) != nil {
+		if c.auditHeld(ctx, rec) != nil {
 			return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown), false
 		}
 		return protocol.Success(id, []protocol.Result{checkResult(c.ident.Hash, c.path, c.grant)}), false
@@ -75,7 +75,11 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 		rec.Targets = out.targets
 	}
 	rec.Result = audit.ResultApproved
-	if c.audit(ctx, rec) != nil {
+	record := c.auditHeld
+	if req.Action != protocol.ActionRead && req.Action != protocol.ActionSearch {
+		record = c.audit // the store may have changed: written before the answer
+	}
+	if record(ctx, rec) != nil {
 		return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown), false
 	}
 	r := protocol.Success(id, out.results)

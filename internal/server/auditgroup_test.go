@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/The-17/keychain-auth/internal/audit"
+	"github.com/The-17/keychain-auth/protocol"
+)
+
+// pipeline sends n reads of svc/a with ids 1..n in one write and returns
+// the n replies.
+func pipeline(t *testing.T, c *conn, n int) []protocol.Response {
+	t.Helper()
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `{"type":"REQUEST","id":%d,"action":"read","service":"svc","targets":["a"]}`+"\n", i)
+	}
+	if _, err := c.nc.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	out := make([]protocol.Response, n)
+	for i := range out {
+		line, err := c.r.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("reply %d: %v", i+1, err)
+		}
+		if err := json.Unmarshal(line, &out[i]); err != nil {
+			t.Fatalf("reply %d %q: %v", i+1, line, err)
+		}
+	}
+	return out
+}
+
+// A pipelined run of reads, whose records are written together, is
+// recorded completely, in order, in one intact chain, before its replies.
+func TestPipelinedRunIsAuditedInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(path, audit.Options{SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, nil, &grant{read: []string{"svc"}, write: []string{"svc"}}, withAudit(l, -1))
+	c := ts.dial(t)
+	mustStatus(t, c.roundTrip(writeReq("svc", "a", "v")), protocol.StatusSuccess, "")
+	const n = 300
+	for i, r := range pipeline(t, c, n) {
+		if r.Status != protocol.StatusSuccess || string(r.ID) != strconv.Itoa(i+1) || len(r.Results) != 1 || r.Results[0].Value == nil || *r.Results[0].Value != "v" {
+			t.Fatalf("reply %d: %+v", i+1, r)
+		}
+		if i == n-1 {
+			// The replies are out: every record is in the file already,
+			// before any fsync or Close.
+			var reads int
+			audit.Read(path, func(e audit.Entry) error {
+				if e.Err == nil && e.Record.Action == "read" {
+					reads++
+				}
+				return nil
+			})
+			if reads != n {
+				t.Fatalf("%d replies received, %d read records in the file", n, reads)
+			}
+		}
+	}
+	ts.stop(t)
+	l.Close()
+	if _, err := audit.Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	audit.Read(path, func(e audit.Entry) error {
+		if e.Record.Action == "read" {
+			ids = append(ids, e.Record.RequestID)
+		}
+		return nil
+	})
+	for i, id := range ids {
+		if id != strconv.Itoa(i+1) {
+			t.Fatalf("record %d has request id %s: the run's order was lost", i+1, id)
+		}
+	}
+}
+
+// heldRecorder is a recorder that holds records like audit.Log's Append,
+// and whose Flush can be made to fail: a write error on the audit disk at
+// the moment a pipelined run's records are written, which a real log
+// cannot be made to produce on demand from here.
+type heldRecorder struct {
+	recorder
+	mu        sync.Mutex
+	held      []audit.Record
+	failFlush bool
+}
+
+func (h *heldRecorder) Append(r audit.Record) (audit.Ticket, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = append(h.held, r)
+	return audit.Ticket{}, nil
+}
+
+func (h *heldRecorder) Flush(audit.Ticket) error {
+	h.mu.Lock()
+	held, fail := h.held, h.failFlush
+	h.held = nil
+	h.mu.Unlock()
+	if fail {
+		return audit.ErrUnavailable
+	}
+	for _, r := range held {
+		h.recorder.Log(context.Background(), r)
+	}
+	return nil
+}
+
+// When the records of a pipelined run cannot be written, none of its
+// replies carries a value: each becomes the refusal an unrecorded request
+// gets, echoing its id.
+func TestLostRecordsTurnHeldRepliesIntoRefusals(t *testing.T) {
+	h := &heldRecorder{}
+	ts := startServer(t, nil, &grant{read: []string{"svc"}, write: []string{"svc"}}, withAudit(h, -1))
+	c := ts.dial(t)
+	mustStatus(t, c.roundTrip(writeReq("svc", "a", "secret-value")), protocol.StatusSuccess, "")
+	h.mu.Lock()
+	h.failFlush = true
+	h.mu.Unlock()
+	for i, r := range pipeline(t, c, 50) {
+		if r.Status != protocol.StatusError || r.Reason != protocol.ReasonInternalError || r.Message != msgAuditDown ||
+			string(r.ID) != strconv.Itoa(i+1) || len(r.Results) != 0 {
+			t.Fatalf("reply %d with its record lost: %+v", i+1, r)
+		}
+	}
+	h.mu.Lock()
+	h.failFlush = false
+	h.mu.Unlock()
+	// The same connection is served again once records can be written.
+	for i, r := range pipeline(t, c, 3) {
+		if r.Status != protocol.StatusSuccess || *r.Results[0].Value != "secret-value" {
+			t.Fatalf("reply %d after the log recovered: %+v", i+1, r)
+		}
+	}
+	if n := len(h.events(audit.EventRequest)); n != 1+3 {
+		t.Fatalf("%d request records kept, want the write and the 3 answered reads", n)
+	}
+}
+
