@@ -152,4 +152,3 @@ func TestLostRecordsTurnHeldRepliesIntoRefusals(t *testing.T) {
 		t.Fatalf("%d request records kept, want the write and the 3 answered reads", n)
 	}
 }
-
