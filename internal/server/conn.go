@@ -100,7 +100,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.r = protocol.NewReader(c.in)
 	// Once a request has started, it must finish within the line timeout; an
 	// idle connection may wait much longer for its next request.
-	c.r.OnLineStart(func() { c.setReadDeadline(time.Now().Add(s.opts.LineTimeout)) })
+	c.r.OnLineStart(func() {
+		if !c.r.HasLine() { // else no read will wait for the rest of it
+			c.setReadDeadline(time.Now().Add(s.opts.LineTimeout))
+		}
+	})
 	defer nc.Close()
 
 	p, err := s.opts.fromConn(nc)
@@ -456,9 +460,13 @@ func (c *session) recheckNeeded() bool {
 	return c.in.n != c.checkedReads
 }
 
-// readLine reads one request line under the idle and line deadlines.
+// readLine reads one request line under the idle and line deadlines. A
+// line already buffered whole needs no read, so no deadline: a pipelined
+// run does not pay two timer updates per request.
 func (c *session) readLine() ([]byte, error) {
-	c.setReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	if !c.r.HasLine() {
+		c.setReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	}
 	return c.r.Next()
 }
 
