@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -256,8 +256,8 @@ func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request)
 				missing = append(missing, t)
 			}
 		}
-		sort.Slice(found, func(i, j int) bool { return found[i].Target < found[j].Target })
-		sort.Strings(missing)
+		slices.SortFunc(found, func(a, b backend.Item) int { return strings.Compare(a.Target, b.Target) })
+		slices.Sort(missing)
 		return found, missing, nil
 	}
 	for _, t := range req.Targets {
@@ -275,8 +275,8 @@ func (c *session) lookup(ctx context.Context, svc string, req *protocol.Request)
 			found = append(found, it)
 		}
 	}
-	sort.Slice(found, func(i, j int) bool { return found[i].Target < found[j].Target })
-	sort.Strings(missing)
+	slices.SortFunc(found, func(a, b backend.Item) int { return strings.Compare(a.Target, b.Target) })
+	slices.Sort(missing)
 	return found, missing, nil
 }
 
@@ -299,7 +299,7 @@ func itemResults(items []backend.Item, withValues bool) []protocol.Result {
 		}
 		clear(it.Value)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	slices.SortFunc(out, func(a, b protocol.Result) int { return strings.Compare(a.Target, b.Target) })
 	return out
 }
 
@@ -308,7 +308,7 @@ func targetResults(targets []string) []protocol.Result {
 	for i, t := range targets {
 		out[i] = protocol.Result{Target: t}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	slices.SortFunc(out, func(a, b protocol.Result) int { return strings.Compare(a.Target, b.Target) })
 	return out
 }
 
@@ -317,7 +317,7 @@ func itemTargets(items []backend.Item) []string {
 	for i, it := range items {
 		out[i] = it.Target
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
