@@ -60,6 +60,9 @@ func (r *Response) wire() *wireResponse {
 // MarshalJSON encodes the response with "results" present (as [] when empty)
 // exactly when Status is success.
 func (r Response) MarshalJSON() ([]byte, error) {
+	if fastEncodable(&r) {
+		return appendResponse(make([]byte, 0, responseLen(&r)), &r), nil
+	}
 	b, err := encodeLine(r.wire())
 	if err != nil {
 		return nil, err
@@ -70,9 +73,9 @@ func (r Response) MarshalJSON() ([]byte, error) {
 // WriteResponse writes r as one line with a single Write, so responses
 // written from several goroutines never interleave mid-line.
 func WriteResponse(w io.Writer, r *Response) error {
-	b, err := encodeLine(r.wire())
+	b, err := AppendResponse(nil, r)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return err
 	}
 	err = writeAll(w, b)
 	clear(b) // results may hold secrets
@@ -86,7 +89,15 @@ func WriteResponse(w io.Writer, r *Response) error {
 // extended buffer. Replies carry secret values, so no copy is left behind:
 // when dst must grow, the old buffer is cleared. The caller clears the
 // result once it is written.
+//
+// The encoding is hand-written (see appendResponse) and is byte for byte
+// what encoding/json produces. Only a response whose id is not one compact
+// JSON scalar, which DecodeRequest never returns, goes through encoding/json
+// itself, which keeps a copy of what it encoded in a pooled buffer.
 func AppendResponse(dst []byte, r *Response) ([]byte, error) {
+	if fastEncodable(r) {
+		return appendResponseLine(dst, r), nil
+	}
 	b, err := encodeLine(r.wire())
 	if err != nil {
 		return dst, fmt.Errorf("encode response: %w", err)

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -224,5 +225,49 @@ func BenchmarkWriteResponse(b *testing.B) {
 		if err := WriteResponse(io.Discard, r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// benchResponses are the replies the encoding benchmarks encode: a pipelined
+// single read (the daemon's hot path), a batch read with attributes, a
+// failure, and one 64 KiB value.
+func benchResponses() []struct {
+	name string
+	resp *Response
+} {
+	batch := make([]Result, 10)
+	for i := range batch {
+		batch[i] = Result{Target: fmt.Sprintf("db/replica-%d/password", i), Value: strp("s3cr3t-" + strings.Repeat("x", 24)),
+			Attributes: map[string]string{"env": "prod", "owner": "team-a", "rotated": "2024-01-01"}}
+	}
+	batchResp := Success(json.RawMessage(`"batch-1"`), batch)
+	batchResp.Missing = []string{"db/replica-10/password"}
+	return []struct {
+		name string
+		resp *Response
+	}{
+		{"read", Success(json.RawMessage(`17`), []Result{{Target: "access_key_id", Value: strp("AKIAIOSFODNN7EXAMPLE")}})},
+		{"batch", batchResp},
+		{"failure", Failure(json.RawMessage(`"r-9"`), ReasonServiceNotAllowed, "not for service aws")},
+		{"value64k", Success(json.RawMessage(`1`), []Result{{Target: "blob", Value: strp(strings.Repeat("line of text\n", MaxValueLen/14))}})},
+	}
+}
+
+// BenchmarkAppendResponse appends replies to a reused buffer the way the
+// daemon queues pipelined replies (append, write, clear).
+func BenchmarkAppendResponse(b *testing.B) {
+	for _, bc := range benchResponses() {
+		b.Run(bc.name, func(b *testing.B) {
+			var out []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				out, err = AppendResponse(out[:0], bc.resp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				clear(out)
+			}
+		})
 	}
 }

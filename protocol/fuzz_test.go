@@ -44,6 +44,11 @@ func FuzzDecodeRequest(f *testing.F) {
 		if r == nil {
 			t.Fatal("nil *Request")
 		}
+		if len(r.ID) > 0 && !fastEncodable(&Response{ID: r.ID}) {
+			// Correct either way, but replies to such ids would all go
+			// through encoding/json, the slow path.
+			t.Fatalf("id %q would not take the hand-written reply encoder", r.ID)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not match ErrMalformed", err)
