@@ -364,3 +364,100 @@ func TestExecRefusesLoaderVariables(t *testing.T) {
 		t.Fatalf("a target exported as LD_PRELOAD: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
 }
+
+// The program's file is rewritten in place after the daemon hashed it and
+// before exec runs it, with its size and mtime kept: exec must not run the
+// new content with the secrets. The read lease exec holds turns the
+// writer's open into a lease break, which exec sees before it runs
+// anything.
+func TestExecRefusesAnImageWrittenAfterItWasChecked(t *testing.T) {
+	t.Parallel()
+	env0, env1 := kaenv(t)
+	e := execEnv(t)
+	dir := t.TempDir()
+	// The registered tool is variant 0 padded to variant 1's size, so that
+	// variant 1 can be written over it in place, size unchanged.
+	evil := readFile(t, env1)
+	good := readFile(t, env0)
+	if len(good) > len(evil) {
+		t.Fatalf("variant 0 (%d bytes) is larger than variant 1 (%d)", len(good), len(evil))
+	}
+	good = append(good, make([]byte, len(evil)-len(good))...)
+	tool := filepath.Join(dir, "tool")
+	if err := os.WriteFile(tool, good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.mustKA("register", tool, "--read", "svc")
+	fi, err := os.Stat(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	fifo := filepath.Join(dir, "pause")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(kaBin, "exec", "--service", "svc", "--env", "API_KEY=api-key", "--", tool, "env", "API_KEY")
+	cmd.Env = append(append([]string{}, e.vars...), "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_AFTER_FIFO="+fifo)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// This open returns once exec has the daemon's answer and waits.
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The attacker: open for writing, write variant 1 in place, put the
+	// mtime back.
+	written := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(tool, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteAt(evil, 0)
+			f.Close()
+		}
+		if err == nil {
+			err = os.Chtimes(tool, fi.ModTime(), fi.ModTime())
+		}
+		written <- err
+	}()
+	// Either the write went through, or the attacker's open waits on exec's
+	// lease (the kernel lists the lease as breaking).
+	for wrote := false; !wrote; {
+		select {
+		case err := <-written:
+			if err != nil {
+				t.Fatalf("the attacker's write: %v", err)
+			}
+			wrote = true
+		case <-time.After(5 * time.Millisecond):
+			locks, _ := os.ReadFile("/proc/locks")
+			for _, l := range strings.Split(string(locks), "\n") {
+				if strings.Contains(l, "LEASE") && strings.Contains(l, "BREAK") && strings.Contains(l, ":"+strconv.FormatUint(ino, 10)+" ") {
+					wrote = true
+				}
+			}
+		}
+	}
+	w.Close()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("exec did not finish")
+	}
+	if strings.Contains(stdout.String(), "variant=1") || strings.Contains(stdout.String(), execSecret) {
+		t.Fatalf("exec ran the content written after the check, with the secret:\n%s", redact(stdout.String()))
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "opened for writing after it was checked") {
+		t.Fatalf("exec: exit %d, %v\nstderr: %s", code, err, redact(stderr.String()))
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("the attacker's write, once exec gave up: %v", err)
+	}
+}

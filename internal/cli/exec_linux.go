@@ -17,9 +17,14 @@ import (
 )
 
 // envExecPause names a FIFO that exec opens and reads to its end after it
-// opened the program and before it asks the daemon: a test seam, so that a
-// test can replace the program's file in between.
-const envExecPause = "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_FIFO"
+// opened the program and before it asks the daemon, and envExecPauseAfter
+// one it reads after the daemon answered, before the program runs: test
+// seams, so that a test can replace or rewrite the program's file in
+// between.
+const (
+	envExecPause      = "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_FIFO"
+	envExecPauseAfter = "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_AFTER_FIFO"
+)
 
 func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error {
 	mappings, err := parseExecFlags(f)
@@ -46,10 +51,12 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 	if before.Mode&unix.S_IFMT != unix.S_IFREG || before.Mode&0o111 == 0 {
 		return fmt.Errorf("exec: %s is not an executable regular file", path)
 	}
-	if fifo := a.getenv(envExecPause); fifo != "" {
-		if err := waitFIFO(fifo); err != nil {
-			return fmt.Errorf("exec: test pause: %w", err)
-		}
+	leased, err := protectImage(fd)
+	if err != nil {
+		return fmt.Errorf("exec: %s not run: %w", path, err)
+	}
+	if err := a.testPause(envExecPause); err != nil {
+		return err
 	}
 
 	c, err := client.Dial(ctx, client.WithEnv(a.getenv))
@@ -120,10 +127,22 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 		}
 	}
 
-	// The file's content must still be what the daemon hashed: a write in
-	// place since would change its size or mtime. (Not ctime: renaming
-	// another file over the path changes the opened file's ctime, and that
-	// case is exactly the one the descriptor makes safe.)
+	if err := a.testPause(envExecPauseAfter); err != nil {
+		return err
+	}
+	// The file's content must still be what the daemon hashed. The lease
+	// is how that is known: anyone who opened the file for writing since
+	// broke it (and waits for this process to exec or exit). Without one
+	// (a file this user cannot write), a write in place by its owner
+	// would still change its size or mtime, unless the owner put the
+	// mtime back. (Not ctime: renaming another file over the path changes
+	// the opened file's ctime, and that case is exactly the one the
+	// descriptor makes safe.)
+	if leased {
+		if lt, err := unix.FcntlInt(uintptr(fd), unix.F_GETLEASE, 0); err != nil || lt != unix.F_RDLCK {
+			return fmt.Errorf("exec: %s was opened for writing after it was checked; not run", path)
+		}
+	}
 	var after unix.Stat_t
 	if err := unix.Fstat(fd, &after); err != nil {
 		return fmt.Errorf("exec: stat %s: %w", path, err)
@@ -153,6 +172,45 @@ func execveat(fd int, argv, env []string) error {
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
 	return errno
+}
+
+// protectImage takes a read lease on the program's file, so that nobody can
+// open it for writing, or truncate it, between the daemon's hash and the
+// exec without this process knowing: such an open breaks the lease (and
+// blocks until this process execs or exits, after which the running image
+// cannot be opened for writing at all). A file already open for writing
+// somewhere cannot be leased and is refused. A file the caller does not
+// own cannot be leased either (without CAP_LEASE); that is fine when this
+// user cannot write it, since then no process of theirs can change it, and
+// refused otherwise. It reports whether the lease was taken.
+func protectImage(fd int) (bool, error) {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
+		return false, errors.New("another process has it open for writing, so it could change between the check and the run")
+	}
+	switch werr := unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); {
+	case errors.Is(werr, unix.EACCES), errors.Is(werr, unix.EPERM), errors.Is(werr, unix.EROFS):
+		return false, nil // this user cannot write it
+	case werr == nil:
+		return false, fmt.Errorf("it is writable by this user and cannot be protected against writes while it is checked (lease: %v)", err)
+	default:
+		return false, fmt.Errorf("cannot protect it against writes while it is checked (lease: %v) nor tell whether this user can write it (%v)", err, werr)
+	}
+}
+
+// testPause waits on the FIFO the environment variable name names, if set.
+func (a *app) testPause(name string) error {
+	fifo := a.getenv(name)
+	if fifo == "" {
+		return nil
+	}
+	if err := waitFIFO(fifo); err != nil {
+		return fmt.Errorf("exec: test pause: %w", err)
+	}
+	return nil
 }
 
 func waitFIFO(path string) error {
