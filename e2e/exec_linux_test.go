@@ -461,3 +461,40 @@ func TestExecRefusesAnImageWrittenAfterItWasChecked(t *testing.T) {
 		t.Fatalf("the attacker's write, once exec gave up: %v", err)
 	}
 }
+
+// The program exec runs gets the resource limits exec was started with, not
+// the raised open-files limit the Go runtime gives itself: a program that
+// uses select(2) breaks on descriptors over 1024.
+func TestExecChildKeepsTheCallersLimits(t *testing.T) {
+	t.Parallel()
+	need(t, "prlimit")
+	need(t, "cat")
+	prlimit, _ := exec.LookPath("prlimit")
+	cat, _ := exec.LookPath("cat")
+	cat, _ = filepath.EvalSymlinks(cat)
+	var hard syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &hard); err != nil {
+		t.Fatal(err)
+	}
+	if hard.Max <= 512 {
+		t.Skipf("SKIPPED: the open-files hard limit is %d; need one above 512 to tell them apart", hard.Max)
+	}
+	e := execEnv(t)
+	e.mustKA("register", cat, "--read", "svc")
+	cmd := exec.Command(prlimit, "--nofile=512:"+strconv.FormatUint(hard.Max, 10), kaBin,
+		"exec", "--service", "svc", "--env", "K=api-key", "--", cat, "/proc/self/limits")
+	cmd.Env = e.vars
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, redact(string(out)))
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(l, "Max open files") {
+			if f[3] != "512" {
+				t.Fatalf("the child's open-files soft limit is %s, want the caller's 512", f[3])
+			}
+			return
+		}
+	}
+	t.Fatalf("no open-files line in the child's limits:\n%s", out)
+}

@@ -25,8 +25,9 @@ func (a *app) execCmd() *cobra.Command {
 		Long: `exec runs program with secrets of service S in its environment. The daemon does not
 authorize keychain-auth but the program itself: exec opens the program file, sends the
 open descriptor to the daemon, which hashes it and applies that hash's policy, then exec
-runs that very descriptor (execveat), so the file that was checked is the file that runs
-even if the path is replaced meanwhile. An unregistered program is queued in
+runs that very descriptor, so the file that was checked is the file that runs even if
+the path is replaced meanwhile; a read lease held on the file from the open to the run
+makes exec refuse a file opened for writing in between. An unregistered program is queued in
 pending.json with its own path and command line, like any caller.
 
 --env NAME=target puts one target into the variable NAME. --prefix P exports every target

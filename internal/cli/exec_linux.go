@@ -8,8 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -151,27 +151,19 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 		return fmt.Errorf("exec: %s was modified after it was checked; not run", path)
 	}
 	env := childEnv(os.Environ(), set)
-	err = execveat(fd, args, env)
+	err = execFD(fd, args, env)
 	return fmt.Errorf("exec: run %s: %w", path, err)
 }
 
-// execveat runs the program open as fd in place of this process.
-func execveat(fd int, argv, env []string) error {
-	empty, err := syscall.BytePtrFromString("")
-	if err != nil {
-		return err
-	}
-	argvp, err := syscall.SlicePtrFromStrings(argv)
-	if err != nil {
-		return err
-	}
-	envp, err := syscall.SlicePtrFromStrings(env)
-	if err != nil {
-		return err
-	}
-	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
-		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
-	return errno
+// execFD runs the program open as fd in place of this process. It goes
+// through syscall.Exec on the descriptor's /proc/self/fd link, which the
+// kernel resolves to the open file itself, not to whatever the path names
+// now (what fexecve does on Linux): unlike a raw execveat, syscall.Exec
+// stops the Go runtime from creating threads during the exec and gives the
+// program the open-files limit this process was started with, not the one
+// the runtime raised for itself.
+func execFD(fd int, argv, env []string) error {
+	return syscall.Exec("/proc/self/fd/"+strconv.Itoa(fd), argv, env)
 }
 
 // protectImage takes a read lease on the program's file, so that nobody can
