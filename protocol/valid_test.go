@@ -66,18 +66,32 @@ func mixedNested(n int) string {
 	return open.String() + `true` + string(c)
 }
 
-func nestingSeeds() []string {
+// nestingSeeds has nesting around the 128 levels validJSON keeps on the
+// stack, and, unless shallow, around maxNestingDepth. The fuzzer gets only
+// the shallow ones: it spends up to a minute minimizing each new input found
+// from a 20 KiB seed, and stops finding anything else meanwhile. The deep
+// ones go through TestValidJSONDeep instead.
+func nestingSeeds(shallow bool) []string {
 	var s []string
-	for _, n := range []int{63, 64, 65, 127, 128, 129, 200, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
+	for _, n := range []int{63, 64, 65, 127, 128, 129, 200} {
+		s = append(s, nested(n, false), nested(n, true), mixedNested(n))
+	}
+	s = append(s,
+		strings.Repeat(`[`, 200), mixedNested(200)[1:],
+		strings.Repeat(`[`, 200)+strings.Repeat(`]`, 199)+`}`,
+		strings.Repeat(`{"":`, 130)+`[`+strings.Repeat(`}`, 130)+`]`)
+	if shallow {
+		return s
+	}
+	for _, n := range []int{maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
 		s = append(s, nested(n, false), nested(n, true), mixedNested(n))
 	}
 	// Unclosed and badly closed deep input, and a run of openers alone.
-	s = append(s,
+	return append(s,
 		strings.Repeat(`[`, maxNestingDepth), strings.Repeat(`[`, maxNestingDepth+1),
-		strings.Repeat(`[`, 200)+strings.Repeat(`]`, 199)+`}`,
-		mixedNested(maxNestingDepth)[1:],
-		strings.Repeat(`[`, maxNestingDepth+1)+`x`)
-	return s
+		mixedNested(maxNestingDepth)[1:], mixedNested(maxNestingDepth + 1)[1:],
+		strings.Repeat(`[`, maxNestingDepth+1)+`x`,
+		strings.Repeat(`[`, maxNestingDepth+1)+strings.Repeat(`]`, maxNestingDepth))
 }
 
 func TestValidJSONNesting(t *testing.T) {
@@ -95,6 +109,28 @@ func TestValidJSONNesting(t *testing.T) {
 	} {
 		if got, std := validJSON([]byte(tc.line)), json.Valid([]byte(tc.line)); got != tc.want || std != tc.want {
 			t.Errorf("%.20s... (%d bytes): validJSON %v, json.Valid %v, want %v", tc.line, len(tc.line), got, std, tc.want)
+		}
+	}
+}
+
+// TestValidJSONDeep compares validJSON with json.Valid on the deep nesting
+// the fuzzer is not given, and on every seed at, and one level past, the
+// nesting limit.
+func TestValidJSONDeep(t *testing.T) {
+	t.Parallel()
+	check := func(line string) {
+		t.Helper()
+		if got, want := validJSON([]byte(line)), json.Valid([]byte(line)); got != want {
+			t.Fatalf("validJSON(%.40q... %d bytes) = %v, json.Valid says %v", line, len(line), got, want)
+		}
+	}
+	for _, s := range nestingSeeds(false) {
+		check(s)
+	}
+	for _, s := range validSeeds {
+		for _, n := range []int{maxNestingDepth - 1, maxNestingDepth} {
+			check(strings.Repeat(`[`, n) + s + strings.Repeat(`]`, n))
+			check(strings.Repeat(`{"a":`, n) + s + strings.Repeat(`}`, n))
 		}
 	}
 }
@@ -119,7 +155,7 @@ func FuzzValidMatchesEncodingJSON(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	for _, s := range nestingSeeds() {
+	for _, s := range nestingSeeds(true) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -135,7 +171,7 @@ func FuzzValidMatchesEncodingJSON(f *testing.F) {
 
 func TestDecodeRequestMatchesOld(t *testing.T) {
 	t.Parallel()
-	seeds := append(append(append([]string{}, validSeeds...), fuzzSeeds...), nestingSeeds()...)
+	seeds := append(append(append([]string{}, validSeeds...), fuzzSeeds...), nestingSeeds(false)...)
 	for _, s := range seeds {
 		checkDecodeMatchesOld(t, []byte(s))
 		// The same line inside a request, and with whitespace around it.
