@@ -135,6 +135,28 @@ func TestValidJSONDeep(t *testing.T) {
 	}
 }
 
+// TestValidJSONLong compares validJSON with json.Valid on strings of the
+// largest value size with a byte of each kind at each offset of the last
+// words, and at the start, so the eight-byte steps meet it at every
+// alignment and the tail is checked byte by byte.
+func TestValidJSONLong(t *testing.T) {
+	t.Parallel()
+	value := []byte(strings.Repeat("0123456789abcdef", MaxValueLen/16))
+	for _, ins := range []string{"\"", "\\", "\\n", "\\u00e9", "\\u00", "\\x", "\x00", "\x1f", "\x7f", "\xff", "\xc3\xa9", "\t"} {
+		for _, at := range []int{0, 1, 7, 8, 9} {
+			for _, from := range []int{at, len(value) - 24 + at} {
+				for _, suffix := range []string{`"`, `"]`, `" `, ``} {
+					v := append(append(bytes.Clone(value[:from]), ins...), value[from:]...)
+					line := append(append([]byte(`"`), v...), suffix...)
+					if got, want := validJSON(line), json.Valid(line); got != want {
+						t.Errorf("validJSON: %v, json.Valid: %v, for %q at %d, suffix %q", got, want, ins, from, suffix)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestValidJSONDoesNotAllocate(t *testing.T) {
 	line := []byte(mixedNested(128) + " ")
 	if !validJSON(line) {
@@ -159,6 +181,12 @@ func FuzzValidMatchesEncodingJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Past a few KiB an input teaches nothing new (TestValidJSONLong
+		// has the long strings), and the fuzzer would spend up to a minute
+		// minimizing each one it found, running nothing else meanwhile.
+		if len(b) > 4<<10 {
+			return
+		}
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
