@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -67,31 +68,42 @@ func mixedNested(n int) string {
 }
 
 // nestingSeeds has nesting around the 128 levels validJSON keeps on the
-// stack, and, unless shallow, around maxNestingDepth. The fuzzer gets only
-// the shallow ones: it spends up to a minute minimizing each new input found
-// from a 20 KiB seed, and stops finding anything else meanwhile. The deep
-// ones go through TestValidJSONDeep instead.
-func nestingSeeds(shallow bool) []string {
+// stack and around maxNestingDepth, for the plain tests. The fuzzer gets its
+// nesting from wrapped instead: a 20 KiB seed would have it spend up to a
+// minute minimizing each new input it found, running nothing else meanwhile.
+func nestingSeeds() []string {
 	var s []string
-	for _, n := range []int{63, 64, 65, 127, 128, 129, 200} {
+	for _, n := range []int{63, 64, 65, 127, 128, 129, 200, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
 		s = append(s, nested(n, false), nested(n, true), mixedNested(n))
 	}
-	s = append(s,
+	// Unclosed and badly closed deep input, and runs of openers alone.
+	return append(s,
 		strings.Repeat(`[`, 200), mixedNested(200)[1:],
 		strings.Repeat(`[`, 200)+strings.Repeat(`]`, 199)+`}`,
-		strings.Repeat(`{"":`, 130)+`[`+strings.Repeat(`}`, 130)+`]`)
-	if shallow {
-		return s
-	}
-	for _, n := range []int{maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
-		s = append(s, nested(n, false), nested(n, true), mixedNested(n))
-	}
-	// Unclosed and badly closed deep input, and a run of openers alone.
-	return append(s,
+		strings.Repeat(`{"":`, 130)+`[`+strings.Repeat(`}`, 130)+`]`,
 		strings.Repeat(`[`, maxNestingDepth), strings.Repeat(`[`, maxNestingDepth+1),
 		mixedNested(maxNestingDepth)[1:], mixedNested(maxNestingDepth + 1)[1:],
 		strings.Repeat(`[`, maxNestingDepth+1)+`x`,
 		strings.Repeat(`[`, maxNestingDepth+1)+strings.Repeat(`]`, maxNestingDepth))
+}
+
+// wrapped puts b inside n levels of arrays and objects, mixed.
+func wrapped(b []byte, n int) []byte {
+	if n == 0 {
+		return b
+	}
+	var open, close []byte
+	for i := range n {
+		if i%3 == 1 {
+			open = append(open, `{"k":`...)
+			close = append(close, '}')
+		} else {
+			open = append(open, '[')
+			close = append(close, ']')
+		}
+	}
+	slices.Reverse(close)
+	return append(append(open, b...), close...)
 }
 
 func TestValidJSONNesting(t *testing.T) {
@@ -113,9 +125,9 @@ func TestValidJSONNesting(t *testing.T) {
 	}
 }
 
-// TestValidJSONDeep compares validJSON with json.Valid on the deep nesting
-// the fuzzer is not given, and on every seed at, and one level past, the
-// nesting limit.
+// TestValidJSONDeep compares validJSON with json.Valid on nesting around
+// the limit, which the fuzzer does not reach (see nestingSeeds), with every
+// seed inside maxNestingDepth-1 and maxNestingDepth levels.
 func TestValidJSONDeep(t *testing.T) {
 	t.Parallel()
 	check := func(line string) {
@@ -124,7 +136,7 @@ func TestValidJSONDeep(t *testing.T) {
 			t.Fatalf("validJSON(%.40q... %d bytes) = %v, json.Valid says %v", line, len(line), got, want)
 		}
 	}
-	for _, s := range nestingSeeds(false) {
+	for _, s := range nestingSeeds() {
 		check(s)
 	}
 	for _, s := range validSeeds {
@@ -169,24 +181,33 @@ func TestValidJSONDoesNotAllocate(t *testing.T) {
 
 // FuzzValidMatchesEncodingJSON holds validJSON to json.Valid's verdict, and
 // DecodeRequest to what it returned when it ran json.Valid (decodeRequestOld
-// below): the same Request, the same error text, on every input.
+// below): the same Request, the same error text, on every input. The input
+// is b inside levels of arrays and objects, which lets small inputs reach
+// past the 128 levels validJSON keeps on the stack.
 func FuzzValidMatchesEncodingJSON(f *testing.F) {
 	for _, s := range validSeeds {
-		f.Add([]byte(s))
+		f.Add([]byte(s), uint8(0))
 	}
 	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
+		f.Add([]byte(s), uint8(0))
 	}
-	for _, s := range nestingSeeds(true) {
-		f.Add([]byte(s))
+	for _, s := range []struct {
+		b      string
+		levels uint8
+	}{
+		{``, 64}, {`1`, 127}, {`1`, 128}, {`[]`, 127}, {`{}`, 128}, {`[`, 127}, {`]`, 128},
+		{`{"a":[]}`, 200}, {`[1,{"b":-0.5e3}]`, 255}, {`"\u12"`, 130}, {`x`, 255},
+	} {
+		f.Add([]byte(s.b), s.levels)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, b []byte, levels uint8) {
 		// Past a few KiB an input teaches nothing new (TestValidJSONLong
 		// has the long strings), and the fuzzer would spend up to a minute
 		// minimizing each one it found, running nothing else meanwhile.
 		if len(b) > 4<<10 {
 			return
 		}
+		b = wrapped(b, int(levels))
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
@@ -199,7 +220,7 @@ func FuzzValidMatchesEncodingJSON(f *testing.F) {
 
 func TestDecodeRequestMatchesOld(t *testing.T) {
 	t.Parallel()
-	seeds := append(append(append([]string{}, validSeeds...), fuzzSeeds...), nestingSeeds(false)...)
+	seeds := append(append(append([]string{}, validSeeds...), fuzzSeeds...), nestingSeeds()...)
 	for _, s := range seeds {
 		checkDecodeMatchesOld(t, []byte(s))
 		// The same line inside a request, and with whitespace around it.
