@@ -248,7 +248,8 @@ func checkDecodeMatchesOld(t *testing.T, line []byte) {
 
 // decodeRequestOld and decodeLineOld are DecodeRequest and decodeLine as
 // they were before validJSON replaced json.Valid: the oracle for the
-// differential tests.
+// differential tests. Validate, which both call, now checks an id with
+// validJSON too; the fuzz test holds validID to validIDOld separately.
 func decodeRequestOld(line []byte) (*Request, error) {
 	var req Request
 	err := decodeLineOld(&req, line)
