@@ -7,16 +7,18 @@ import (
 	"unicode/utf8"
 )
 
-// The request decoder walks JSON text that json.Valid has already accepted,
-// so these helpers trust the syntax and only find boundaries; they would index
-// out of range on invalid input. Walking by hand instead of json.Unmarshal into
-// the struct is what lets the decoder match field names exactly
-// (encoding/json folds case), refuse duplicate fields, tell null from a wrong
-// type, refuse unpaired surrogate escapes instead of turning them into U+FFFD
-// (which would silently change a secret), and still recover the id when some
-// other field is broken.
+// The request decoder walks JSON text that validJSON (valid.go) has already
+// accepted, so these helpers trust the syntax and only find boundaries; they
+// would index out of range on invalid input. Walking by hand instead of
+// json.Unmarshal into the struct is what lets the decoder match field names
+// exactly (encoding/json folds case), refuse duplicate fields, tell null from
+// a wrong type, refuse unpaired surrogate escapes instead of turning them into
+// U+FFFD (which would silently change a secret), and still recover the id when
+// some other field is broken.
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isSpace reports whether c is JSON whitespace. The first comparison settles
+// every byte that is not, which is what skipSpace mostly sees.
+func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && isSpace(b[i]) {
@@ -132,7 +134,7 @@ func unquote(tok []byte) (string, string) {
 		if len(s) == 0 {
 			return string(out), ""
 		}
-		// s[0] is a backslash; json.Valid vouches for what follows it.
+		// s[0] is a backslash; validJSON vouches for what follows it.
 		switch c := s[1]; c {
 		case 'b':
 			out = append(out, '\b')

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -127,10 +126,10 @@ func (r *Request) validateExec() error {
 func indexed(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
 
 func validID(id json.RawMessage) bool {
-	if !json.Valid(id) || !utf8.Valid(id) {
+	if !validJSON(id) || !utf8.Valid(id) {
 		return false
 	}
-	c := bytes.TrimLeft(id, " \t\r\n")[0]
+	c := id[skipSpace(id, 0)]
 	return c != '{' && c != '['
 }
 
