@@ -250,27 +250,8 @@ func TestExecRunsTheImageItChecked(t *testing.T) {
 	e.mustKA("register", tool, "--read", "svc")
 	other := filepath.Join(dir, "other")
 	copyFile(t, env1, other)
-	fifo := filepath.Join(dir, "pause")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(kaBin, "exec", "--service", "svc", "--env", "API_KEY=api-key", "--", tool, "env", "API_KEY")
-	cmd.Env = append(append([]string{}, e.vars...), "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_FIFO="+fifo)
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	// Opening the FIFO for writing waits until exec, having opened the
-	// program, opens it for reading.
-	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline"))
+	p := startPausedExec(t, e, "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_FIFO", tool)
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "cmdline"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,18 +259,11 @@ func TestExecRunsTheImageItChecked(t *testing.T) {
 	if err := os.Rename(other, tool); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("exec did not finish")
+	if err := p.resume(); err != nil {
+		t.Fatalf("exec: %v\nstdout: %s\nstderr: %s", err, redact(p.stdout.String()), redact(p.stderr.String()))
 	}
-	if err != nil {
-		t.Fatalf("exec: %v\nstdout: %s\nstderr: %s", err, redact(stdout.String()), redact(stderr.String()))
-	}
-	if !strings.Contains(stdout.String(), "variant=0") || !strings.Contains(stdout.String(), "API_KEY="+execSecret) {
-		t.Fatalf("exec did not run the file it opened (want variant 0 with the secret):\n%s", redact(stdout.String()))
+	if !strings.Contains(p.stdout.String(), "variant=0") || !strings.Contains(p.stdout.String(), "API_KEY="+execSecret) {
+		t.Fatalf("exec did not run the file it opened (want variant 0 with the secret):\n%s", redact(p.stdout.String()))
 	}
 
 	// Now the path holds the unregistered program: refused.
@@ -393,25 +367,8 @@ func TestExecRefusesAnImageWrittenAfterItWasChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	ino := fi.Sys().(*syscall.Stat_t).Ino
-	fifo := filepath.Join(dir, "pause")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(kaBin, "exec", "--service", "svc", "--env", "API_KEY=api-key", "--", tool, "env", "API_KEY")
-	cmd.Env = append(append([]string{}, e.vars...), "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_AFTER_FIFO="+fifo)
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	// This open returns once exec has the daemon's answer and waits.
-	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// exec waits with the daemon's answer in hand.
+	p := startPausedExec(t, e, "KEYCHAIN_AUTH_TEST_EXEC_PAUSE_AFTER_FIFO", tool)
 	// The attacker: open for writing, write variant 1 in place, put the
 	// mtime back.
 	written := make(chan error, 1)
@@ -444,18 +401,12 @@ func TestExecRefusesAnImageWrittenAfterItWasChecked(t *testing.T) {
 			}
 		}
 	}
-	w.Close()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("exec did not finish")
+	err = p.resume()
+	if strings.Contains(p.stdout.String(), "variant=1") || strings.Contains(p.stdout.String(), execSecret) {
+		t.Fatalf("exec ran the content written after the check, with the secret:\n%s", redact(p.stdout.String()))
 	}
-	if strings.Contains(stdout.String(), "variant=1") || strings.Contains(stdout.String(), execSecret) {
-		t.Fatalf("exec ran the content written after the check, with the secret:\n%s", redact(stdout.String()))
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "opened for writing after it was checked") {
-		t.Fatalf("exec: exit %d, %v\nstderr: %s", code, err, redact(stderr.String()))
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.stderr.String(), "opened for writing after it was checked") {
+		t.Fatalf("exec: exit %d, %v\nstderr: %s", code, err, redact(p.stderr.String()))
 	}
 	if err := <-written; err != nil {
 		t.Fatalf("the attacker's write, once exec gave up: %v", err)
@@ -497,4 +448,51 @@ func TestExecChildKeepsTheCallersLimits(t *testing.T) {
 		}
 	}
 	t.Fatalf("no open-files line in the child's limits:\n%s", out)
+}
+
+// pausedExec runs `keychain-auth exec` on tool with the test pause seam
+// pauseEnv set to a new FIFO, and returns once exec waits there; resume
+// lets it go on and returns how it ended.
+type pausedExec struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	done           chan error
+	w              *os.File
+}
+
+func startPausedExec(t *testing.T, e *env, pauseEnv, tool string) *pausedExec {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "pause")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &pausedExec{t: t, done: make(chan error, 1)}
+	p.cmd = exec.Command(kaBin, "exec", "--service", "svc", "--env", "API_KEY=api-key", "--", tool, "env", "API_KEY")
+	p.cmd.Env = append(append([]string{}, e.vars...), pauseEnv+"="+fifo)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	// Opening the FIFO for writing returns once exec opens it to wait.
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.w = w
+	return p
+}
+
+func (p *pausedExec) resume() error {
+	p.t.Helper()
+	p.w.Close()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		p.t.Fatal("exec did not finish")
+		return nil
+	}
 }
