@@ -329,6 +329,16 @@ func TestExecRefusesLoaderVariables(t *testing.T) {
 	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "LD_PRELOAD") {
 		t.Fatalf("LD_PRELOAD set: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
 	}
+	// The daemon's own rules for its peers: a library path outside the
+	// system directories is refused, one inside them is not.
+	out, errOut, code = e.kaExec([]string{"LD_LIBRARY_PATH=/usr/lib:" + t.TempDir()}, "--service", "svc", "--env", "A=api-key", "--", env0, "env", "A")
+	if code != 1 || strings.Contains(out, "variant=") || !strings.Contains(errOut, "LD_LIBRARY_PATH") {
+		t.Fatalf("LD_LIBRARY_PATH outside the system directories: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
+	}
+	out, errOut, code = e.kaExec([]string{"LD_LIBRARY_PATH=/usr/lib"}, "--service", "svc", "--env", "A=api-key", "--", env0, "env", "A")
+	if code != 0 || !strings.Contains(out, "A="+execSecret) {
+		t.Fatalf("LD_LIBRARY_PATH=/usr/lib: exit %d\nstdout: %s\nstderr: %s", code, redact(out), redact(errOut))
+	}
 	// Whoever may write the service must not pick the loader's variables
 	// through a target's name.
 	r := e.one(client, req("write", "svc", []string{"ld_preload"}, "values", []string{"/nonexistent.so"}))

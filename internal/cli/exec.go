@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -130,20 +129,8 @@ func childEnv(environ []string, set map[string]string) []string {
 	return out
 }
 
-// loaderVars make the dynamic loader run code that was never checked; the
-// program inherits exec's environment, so exec refuses them.
-var loaderVars = []string{"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"}
-
 // loaderName reports whether the variable name is read by the dynamic
 // loader (LD_*). A target exported by --prefix must not become one: whoever
 // may write the service would choose the code the program loads.
 func loaderName(name string) bool { return strings.HasPrefix(name, "LD_") }
 
-func (a *app) checkLoaderEnv() error {
-	for _, v := range loaderVars {
-		if a.getenv(v) != "" {
-			return fmt.Errorf("the environment sets %s, which would make the program load code the daemon never checked; unset it and retry", v)
-		}
-	}
-	return nil
-}

@@ -9,11 +9,13 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/The-17/keychain-auth/client"
+	"github.com/The-17/keychain-auth/internal/peer"
 )
 
 // envExecPause names a FIFO that exec opens and reads to its end after it
@@ -31,8 +33,10 @@ func (a *app) execProgram(ctx context.Context, f execFlags, args []string) error
 	if err != nil {
 		return err
 	}
-	if err := a.checkLoaderEnv(); err != nil {
-		return err
+	// The program inherits this environment: the daemon's rules for the
+	// dynamic loader variables of its peers apply to it.
+	if msg := peer.LoaderEnvProblem(os.Environ()); msg != "" {
+		return fmt.Errorf("exec: not run: %s", strings.Replace(msg, "the process was started with", "the environment sets", 1))
 	}
 	path, err := exec.LookPath(args[0])
 	if err != nil {

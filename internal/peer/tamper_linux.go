@@ -350,6 +350,14 @@ func hasInterp(r io.ReaderAt) (bool, error) {
 	return false, nil
 }
 
+// LoaderEnvProblem applies the same rules to an environment given as
+// NAME=value entries: what Tampered would say of a process started with
+// env, or "". keychain-auth exec checks the environment its program is
+// about to get with it, so the two never disagree.
+func LoaderEnvProblem(env []string) string {
+	return loaderTampering([]byte(strings.Join(env, "\x00")))
+}
+
 // loaderTampering scans a NUL-separated environment for what makes the
 // dynamic loader run code the image hash does not cover.
 func loaderTampering(environ []byte) string {
