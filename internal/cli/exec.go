@@ -133,4 +133,3 @@ func childEnv(environ []string, set map[string]string) []string {
 // loader (LD_*). A target exported by --prefix must not become one: whoever
 // may write the service would choose the code the program loads.
 func loaderName(name string) bool { return strings.HasPrefix(name, "LD_") }
-
