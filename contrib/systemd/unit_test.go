@@ -64,6 +64,42 @@ func TestUserUnitsVerifyCatchesMistakes(t *testing.T) {
 	}
 }
 
+// TestSystemUnitVerifies: systemd accepts the system unit as shipped (with
+// ExecStart= naming an executable that exists here), Type=notify included:
+// start reports READY=1 in system mode as in user mode.
+func TestSystemUnitVerifies(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("systemd-analyze is missing, and CI must verify the units: install systemd")
+		}
+		t.Skip("SKIPPED: systemd-analyze is not installed; the system unit is NOT verified")
+	}
+	unit := strings.Replace(SystemUnit, "\nExecStart="+DefaultBinary+" ", "\nExecStart="+executable(t)+" ", 1)
+	if !strings.Contains(unit, "\nType=notify\n") || unit == SystemUnit {
+		t.Fatal("the system unit lost Type=notify or its ExecStart= line")
+	}
+	check := func(unit string) string {
+		path := filepath.Join(t.TempDir(), "keychain-auth.service")
+		if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(sa, "verify", "--man=no", path)
+		cmd.Env = append(os.Environ(), "SYSTEMD_LOG_COLOR=0")
+		out, err := cmd.CombinedOutput()
+		if err != nil && len(out) == 0 {
+			out = []byte(err.Error())
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out := check(unit); out != "" {
+		t.Fatalf("systemd-analyze verify: %s", out)
+	}
+	if out := check(strings.Replace(unit, "Type=notify", "Type=notifyy", 1)); out == "" {
+		t.Fatal("verify accepted Type=notifyy: the check above cannot fail")
+	}
+}
+
 func TestUserUnitsContract(t *testing.T) {
 	for _, want := range []string{"\nListenStream=%t/keychain-auth/agent.sock\n", "\nSocketMode=0600\n", "\nDirectoryMode=0700\n"} {
 		if !strings.Contains(UserSocket, want) {

@@ -213,7 +213,7 @@ func TestParseKey(t *testing.T) {
 func TestSystemUnit(t *testing.T) {
 	t.Parallel()
 	for _, line := range []string{
-		"User=keychain-auth", "Group=keychain-auth", "AmbientCapabilities=CAP_SYS_PTRACE",
+		"Type=notify", "User=keychain-auth", "Group=keychain-auth", "AmbientCapabilities=CAP_SYS_PTRACE",
 		"CapabilityBoundingSet=CAP_SYS_PTRACE", "NoNewPrivileges=yes", "ProtectSystem=strict",
 		"ProtectHome=read-only", "PrivateTmp=yes", "RuntimeDirectory=keychain-auth", "RuntimeDirectoryMode=0750",
 		"StateDirectory=keychain-auth", "StateDirectoryMode=0700", "UMask=0077",
