@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -51,6 +52,17 @@ func (r *Response) wire() *wireResponse {
 		results := r.Results
 		if results == nil {
 			results = []Result{}
+		}
+		if slices.ContainsFunc(results, func(res Result) bool { return res.secret != nil }) {
+			// encoding/json needs values as strings: this rare path (an
+			// id that is not one compact scalar) copies them.
+			results = slices.Clone(results)
+			for i := range results {
+				if results[i].secret != nil {
+					v := string(results[i].secret)
+					results[i].Value, results[i].secret = &v, nil
+				}
+			}
 		}
 		w.Results = &results
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Replies are encoded by hand rather than with encoding/json, for speed: every
@@ -79,8 +80,8 @@ func responseLen(r *Response) int {
 
 func resultLen(res *Result) int {
 	n := len(`{"target":`) + stringLen(res.Target) + len(`}`)
-	if res.Value != nil {
-		n += len(`,"value":`) + stringLen(*res.Value)
+	if v, ok := res.value(); ok {
+		n += len(`,"value":`) + stringLen(v)
 	}
 	if len(res.Attributes) > 0 {
 		n += len(`,"attributes":{}`) + len(res.Attributes) - 1 // commas
@@ -138,9 +139,9 @@ func appendResponse(b []byte, r *Response) []byte {
 func appendResult(b []byte, res *Result) []byte {
 	b = append(b, `{"target":`...)
 	b = appendString(b, res.Target)
-	if res.Value != nil {
+	if v, ok := res.value(); ok {
 		b = append(b, `,"value":`...)
-		b = appendString(b, *res.Value)
+		b = appendString(b, v)
 	}
 	if len(res.Attributes) > 0 {
 		b = append(b, `,"attributes":{`...)
@@ -165,6 +166,19 @@ func appendResult(b []byte, res *Result) []byte {
 }
 
 type attribute struct{ key, value string }
+
+// value returns the result's value and whether it has one. A value given
+// with WithSecret is returned as a view of its bytes, not a copy: it is
+// only read, while the reply is encoded, before ClearSecrets wipes them.
+func (res *Result) value() (string, bool) {
+	switch {
+	case res.secret != nil:
+		return unsafe.String(unsafe.SliceData(res.secret), len(res.secret)), true
+	case res.Value != nil:
+		return *res.Value, true
+	}
+	return "", false
+}
 
 // responseType is the type wire() sends: an empty Type goes out as RESPONSE.
 func responseType(r *Response) string {

@@ -136,6 +136,31 @@ type Result struct {
 	Target     string            `json:"target"`
 	Value      *string           `json:"value,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+
+	// secret is a value held as bytes its owner clears (see WithSecret);
+	// it is encoded in place of Value.
+	secret []byte
+}
+
+// WithSecret returns res with value as its value, held as the caller's
+// bytes rather than copied into a string, which could never be wiped: the
+// daemon answers reads this way and clears the bytes with ClearSecrets once
+// the reply is encoded. value must not change until then; a nil value is
+// an empty one.
+func (res Result) WithSecret(value []byte) Result {
+	if value == nil {
+		value = []byte{}
+	}
+	res.Value, res.secret = nil, value
+	return res
+}
+
+// ClearSecrets wipes the values given with WithSecret; the response must
+// not be encoded after.
+func (r *Response) ClearSecrets() {
+	for i := range r.Results {
+		clear(r.Results[i].secret)
+	}
 }
 
 // Response is one line sent by the daemon.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/The-17/keychain-auth/internal/audit"
+	"github.com/The-17/keychain-auth/internal/backend"
+	"github.com/The-17/keychain-auth/internal/backend/memory"
 	"github.com/The-17/keychain-auth/protocol"
 )
 
@@ -150,5 +153,48 @@ func TestLostRecordsTurnHeldRepliesIntoRefusals(t *testing.T) {
 	}
 	if n := len(h.events(audit.EventRequest)); n != 1+3 {
 		t.Fatalf("%d request records kept, want the write and the 3 answered reads", n)
+	}
+}
+
+// keepBackend hands out values and keeps the slices it handed out, to see
+// what the daemon left in them.
+type keepBackend struct {
+	backend.Backend
+	mu     sync.Mutex
+	handed [][]byte
+}
+
+func (k *keepBackend) Get(ctx context.Context, service, target string) (backend.Item, error) {
+	it, err := k.Backend.Get(ctx, service, target)
+	if err == nil {
+		k.mu.Lock()
+		k.handed = append(k.handed, it.Value)
+		k.mu.Unlock()
+	}
+	return it, err
+}
+
+// Once a read is answered, the value the store handed the daemon is wiped:
+// the reply carried it as bytes, not as a string copy that no one can
+// clear.
+func TestAnsweredValuesAreWiped(t *testing.T) {
+	kb := &keepBackend{Backend: memory.New()}
+	ts := startServer(t, kb, &grant{read: []string{"svc"}, write: []string{"svc"}})
+	c := ts.dial(t)
+	mustStatus(t, c.roundTrip(writeReq("svc", "a", "secret-value")), protocol.StatusSuccess, "")
+	for i, r := range pipeline(t, c, 20) {
+		if r.Status != protocol.StatusSuccess || *r.Results[0].Value != "secret-value" {
+			t.Fatalf("reply %d: %+v", i+1, r)
+		}
+	}
+	kb.mu.Lock()
+	defer kb.mu.Unlock()
+	if len(kb.handed) != 20 {
+		t.Fatalf("the store handed out %d values, want 20", len(kb.handed))
+	}
+	for i, v := range kb.handed {
+		if len(v) != len("secret-value") || bytes.Count(v, []byte{0}) != len(v) {
+			t.Fatalf("value %d handed to the daemon still holds %q after the reply", i+1, v)
+		}
 	}
 }

@@ -421,7 +421,9 @@ func (c *session) serve(ctx context.Context) {
 		// would leave queued replies, whose requests ran, unsent.
 		interrupted := c.isInterrupted()
 		last := closeAfter || interrupted || !c.r.HasLine()
-		if err := c.queueReply(resp, last); err != nil {
+		err = c.queueReply(resp, last)
+		resp.ClearSecrets() // encoded into c.out, which flushReplies clears
+		if err != nil {
 			c.log.Debug("cannot write reply", "err", err)
 			return
 		}

@@ -80,6 +80,7 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 		record = c.audit // the store may have changed: written before the answer
 	}
 	if record(ctx, rec) != nil {
+		(&protocol.Response{Results: out.results}).ClearSecrets()
 		return protocol.Failure(id, protocol.ReasonInternalError, msgAuditDown), false
 	}
 	r := protocol.Success(id, out.results)
@@ -294,8 +295,11 @@ func itemResults(items []backend.Item, withValues bool) []protocol.Result {
 	for i, it := range items {
 		out[i] = protocol.Result{Target: it.Target, Attributes: it.Attributes}
 		if withValues {
-			v := string(it.Value)
-			out[i].Value = &v
+			// The reply owns the value's bytes from here, and serve
+			// clears them once it is encoded: no string copy of a secret
+			// is left for the GC to drop uncleared.
+			out[i] = out[i].WithSecret(it.Value)
+			continue
 		}
 		clear(it.Value)
 	}
