@@ -37,6 +37,19 @@ type execPin struct {
 	layout execLayout
 	buf    []byte
 	ok     bool
+
+	// image remembers, per version of the executable, whether it goes
+	// through the dynamic loader, so Tampered reads its headers once.
+	image imageCache
+}
+
+// imageCache is what Tampered learned about one version (device, inode,
+// size, mtime) of the peer's executable.
+type imageCache struct {
+	mu             sync.Mutex
+	known, dynamic bool
+	dev, ino       uint64
+	size, mtime    int64
 }
 
 func (e *execPin) close() {

@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 )
 
 // ErrGone means the credentialed peer process has exited (or been reaped), so
 // anything read about its pid now may describe another process.
 var ErrGone = errors.New("peer process is gone")
+
+// ErrUnverifiable means the peer's image cannot be shown to be the file the
+// daemon would hash (for example, the file at its path changed after the
+// process started); the peer must be refused, not served on what could be
+// checked.
+var ErrUnverifiable = errors.New("the peer's executable cannot be verified")
 
 // Peer is the kernel's answer about a connected process. PID, UID and GID are
 // the credentials the kernel recorded when the peer connected; nothing the peer
@@ -27,10 +32,6 @@ type Peer struct {
 	// (SO_PEERPIDFD) and false when it was opened from the pid afterwards.
 	fromSocket bool
 
-	// image remembers, per version of the executable, whether it goes
-	// through the dynamic loader, so Tampered reads its headers once.
-	image imageCache
-
 	// teamID is the code-signing team of the peer's binary, read at
 	// connect where the OS has one (macOS); "" elsewhere.
 	teamID string
@@ -39,15 +40,6 @@ type Peer struct {
 	// an open /proc/<pid>/environ), so Execed can tell cheaply whether the
 	// process has exec'd since.
 	exec execPin
-}
-
-// imageCache is what Tampered learned about one version (device, inode,
-// size, mtime) of the peer's executable.
-type imageCache struct {
-	mu             sync.Mutex
-	known, dynamic bool
-	dev, ino       uint64
-	size, mtime    int64
 }
 
 // ProcessInfo is what a user needs to recognise an unknown caller in

@@ -135,7 +135,46 @@ func (p *Peer) OpenExe() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open executable %s of peer pid %d: %w", p.exec.image, p.PID, &os.PathError{Op: "open", Path: p.exec.image, Err: err})
 	}
+	if err := p.sameSinceStart(h); err != nil {
+		windows.CloseHandle(h)
+		return nil, err
+	}
 	return os.NewFile(uintptr(h), p.exec.image), nil
+}
+
+// fileBasicInfo is FILE_BASIC_INFO (times in 100 ns intervals since 1601).
+type fileBasicInfo struct {
+	CreationTime, LastAccessTime, LastWriteTime, ChangeTime int64
+	FileAttributes                                          uint32
+	_                                                       uint32
+}
+
+// sameSinceStart refuses an image file whose metadata changed after the
+// peer started. Windows lets a running program's file be renamed away (not
+// written or deleted) and another file be renamed or copied to its path,
+// while the process keeps the name it started from; the daemon opens that
+// name, so it would hash the newcomer instead of the code that runs. Any
+// rename, new file or attribute change sets the file's ChangeTime, so a
+// ChangeTime after the process's creation means the file at the path may
+// not be its image. A program whose file was legitimately touched while it
+// ran (replaced by an upgrade, an attribute changed by a backup tool) is
+// refused too and must be restarted.
+func (p *Peer) sameSinceStart(h windows.Handle) error {
+	var info fileBasicInfo
+	if err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
+		return fmt.Errorf("executable %s of peer pid %d: read its change time: %w: %w", p.exec.image, p.PID, ErrUnverifiable, err)
+	}
+	var created, exited, kernel, user windows.Filetime
+	if err := windows.GetProcessTimes(p.exec.proc, &created, &exited, &kernel, &user); err != nil {
+		return fmt.Errorf("peer pid %d: GetProcessTimes: %w", p.PID, err)
+	}
+	// Both are 100 ns intervals since 1601 (FILETIME).
+	started := int64(created.HighDateTime)<<32 | int64(created.LowDateTime)
+	if info.ChangeTime > started {
+		return fmt.Errorf("%w: the file %s was renamed, replaced or changed after process %d started from it, so it may not be "+
+			"the program that process runs; restart the program", ErrUnverifiable, p.exec.image, p.PID)
+	}
+	return nil
 }
 
 // ExeLink is the image path, for showing to users.

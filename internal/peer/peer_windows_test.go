@@ -166,3 +166,86 @@ func TestExitedPeerIsGone(t *testing.T) {
 		t.Errorf("Describe after exit = %+v, want nothing: the pid may name another process by now", info)
 	}
 }
+
+// A running program's file can be renamed away on Windows (not deleted or
+// written), and another file renamed to its path: the attacker runs its
+// own program from the path, then puts the registered binary there, so
+// that the daemon, which opens the image by the name Windows recorded at
+// process start, hashes the registered binary instead of the code that
+// runs. OpenExe must refuse the file that took the path after the start.
+func TestImageRenamedOverAfterStartIsRefused(t *testing.T) {
+	self, _ := os.Executable()
+	dir := tempDir(t)
+	tool := filepath.Join(dir, "tool.exe")
+	evil, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The attacker's program: the test binary with bytes appended, so it
+	// runs as the helper and hashes differently.
+	if err := os.WriteFile(tool, append(evil, "attacker"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The registered binary, made before the attacker's process starts,
+	// so its own times are older than that process.
+	registered := filepath.Join(dir, "registered.exe")
+	if err := os.WriteFile(registered, evil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // distinct timestamps, even on a coarse clock
+
+	l, name := listen(t)
+	cmd := exec.Command(tool)
+	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The swap, while the attacker's program runs and is connected.
+	if err := os.Rename(tool, filepath.Join(dir, "moved-away.exe")); err != nil {
+		t.Fatalf("rename the running image away: %v", err)
+	}
+	if err := os.Rename(registered, tool); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := FromConn(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !strings.EqualFold(filepath.Base(p.ExePath()), "tool.exe") {
+		t.Fatalf("ExePath = %q, want the path the program started from", p.ExePath())
+	}
+	f, err := p.OpenExe()
+	if err == nil {
+		got, _ := io.ReadAll(f)
+		f.Close()
+		t.Fatalf("OpenExe served the file renamed over the running image (%d bytes, the registered binary: %v)",
+			len(got), sha256.Sum256(got) == sha256.Sum256(evil))
+	}
+	if !errors.Is(err, ErrUnverifiable) {
+		t.Fatalf("OpenExe: %v, want ErrUnverifiable", err)
+	}
+}
+
+// tempDir is t.TempDir, except under Wine 8, where removing any file the
+// test wrote fails ("Invalid function") and would fail the test after it
+// passed: there the directory is removed as far as Wine allows.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	if !underWine() {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("", "peer-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

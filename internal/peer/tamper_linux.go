@@ -238,7 +238,7 @@ func (p *Peer) usesLoader() (bool, error) {
 	if err := unix.Stat(p.ExePath(), &st); err != nil {
 		return false, fmt.Errorf("stat executable of peer pid %d: %w%s", p.PID, err, accessHint(err))
 	}
-	c := &p.image
+	c := &p.exec.image
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known && c.dev == st.Dev && c.ino == st.Ino && c.size == st.Size && c.mtime == st.Mtim.Nano() {

@@ -187,6 +187,10 @@ func TestAnsweredValuesAreWiped(t *testing.T) {
 			t.Fatalf("reply %d: %+v", i+1, r)
 		}
 	}
+	// The daemon wipes a value once its reply is queued, which for the
+	// last of a run is just after it was written: one more round trip
+	// orders the check after that.
+	mustStatus(t, c.roundTrip(`{"type":"REQUEST","action":"check"}`), protocol.StatusSuccess, "")
 	kb.mu.Lock()
 	defer kb.mu.Unlock()
 	if len(kb.handed) != 20 {

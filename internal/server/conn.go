@@ -228,7 +228,7 @@ func (c *session) peerError(ctx context.Context, what string, err error) (protoc
 		c.log.Debug("client hung up during verification", "step", what)
 		return protocol.ReasonProcessChanged, "the connecting process hung up during verification"
 	}
-	if errors.Is(err, attest.ErrUntrustedFS) || errors.Is(err, attest.ErrTooLarge) {
+	if errors.Is(err, attest.ErrUntrustedFS) || errors.Is(err, attest.ErrTooLarge) || errors.Is(err, peer.ErrUnverifiable) {
 		c.log.Warn("cannot verify the connecting process", "step", what, "err", err)
 		return protocol.ReasonUnverifiableProcess, err.Error()
 	}
