@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -70,7 +71,7 @@ func FromConn(c net.Conn) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer pid %d: %w", pid, err)
 	}
-	mine, err := pipe.ProcessSID(windows.CurrentProcess())
+	mine, err := ownSID()
 	if err != nil {
 		return nil, fmt.Errorf("peer identity: this process's user: %w", err)
 	}
@@ -84,6 +85,10 @@ func FromConn(c net.Conn) (*Peer, error) {
 	ok = true
 	return p, nil
 }
+
+// ownSID is the daemon's own user SID, read once: a process's user does not
+// change.
+var ownSID = sync.OnceValues(func() (string, error) { return pipe.ProcessSID(windows.CurrentProcess()) })
 
 // imageName is the full Win32 path of the image proc runs.
 func imageName(proc windows.Handle) (string, error) {

@@ -50,10 +50,12 @@ func (c *Conn) RemoteAddr() net.Addr { return Addr(c.name) }
 type Listener struct {
 	name    string
 	sa      *windows.SecurityAttributes
-	closed  windows.Handle // event set by Close
+	closed  windows.Handle // event set by Close, closed once no Accept waits on it
 	mu      sync.Mutex
 	pending windows.Handle // the instance waiting for a client
 	done    bool
+	// accepting counts the Accept calls that may wait on closed.
+	accepting sync.WaitGroup
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -110,10 +112,14 @@ func (l *Listener) Accept() (net.Conn, error) {
 	h := l.pending
 	l.pending = windows.InvalidHandle
 	done := l.done
+	if !done {
+		l.accepting.Add(1)
+	}
 	l.mu.Unlock()
 	if done {
 		return nil, net.ErrClosed
 	}
+	defer l.accepting.Done()
 	if h == windows.InvalidHandle || h == 0 {
 		var err error
 		if h, err = l.create(false); err != nil {
@@ -185,11 +191,12 @@ func (l *Listener) connect(h windows.Handle) error {
 }
 
 // Close stops Accept and removes the waiting instance; connections already
-// accepted stay open.
+// accepted stay open. It returns once a waiting Accept has returned, and
+// then closes the event that woke it.
 func (l *Listener) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.done {
+		l.mu.Unlock()
 		return nil
 	}
 	l.done = true
@@ -198,6 +205,11 @@ func (l *Listener) Close() error {
 		windows.CloseHandle(l.pending)
 		l.pending = windows.InvalidHandle
 	}
+	l.mu.Unlock()
+	// No Accept starts waiting now that done is set; the ones that were
+	// return at once, woken by the event.
+	l.accepting.Wait()
+	windows.CloseHandle(l.closed)
 	return nil
 }
 

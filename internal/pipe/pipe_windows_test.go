@@ -240,3 +240,29 @@ func TestClientThatLeftEarly(t *testing.T) {
 		t.Errorf("got %q, %v", line, err)
 	}
 }
+
+// A listener gives back the handles it made once it is closed, whether
+// Accept was waiting or not: a daemon that restarts its listener (or a test
+// suite that makes many) must not leak them. (Wine's GetProcessHandleCount
+// answers 0, so the listener's own handles are asked directly.)
+func TestCloseReleasesHandles(t *testing.T) {
+	for _, accepting := range []bool{false, true} {
+		l, err := Listen(testName(t), currentSID(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := l.closed
+		done := make(chan struct{})
+		if accepting {
+			go func() { l.Accept(); close(done) }()
+			time.Sleep(20 * time.Millisecond) // let Accept wait on the event
+		} else {
+			close(done)
+		}
+		l.Close()
+		<-done
+		if _, err := windows.WaitForSingleObject(closed, 0); err == nil {
+			t.Errorf("accepting=%v: the listener's close event is still open after Close", accepting)
+		}
+	}
+}
