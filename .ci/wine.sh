@@ -78,7 +78,7 @@ wine_test() {
 # Go 1.26's RemoveAll ("Invalid function") or hang (audit's follow across
 # rotation): see the README's platform table. Their Windows-only tests run.
 wine_test ./internal/pipe ./internal/peer ./internal/paths ./internal/backend/wincred ./protocol ./internal/policy
-wine_test -run '^(TestWindowsKeys|TestMkdirPrivateRestrictsACL|TestUnsafeACL|TestUnsafeACLNullDACL|TestUnsafeACLOtherAllowTypes)$' ./internal/attest ./internal/fsx ./internal/config
+wine_test -run '^(TestWindowsKeys|TestMkdirPrivateRestrictsACL|TestWriteFileWhileReadersOpenIt|TestUnsafeACL|TestUnsafeACLNullDACL|TestUnsafeACLOtherAllowTypes)$' ./internal/attest ./internal/fsx ./internal/config
 # The daemon's own tests, served over a named pipe. Left out, each for a
 # reason the README's platform table gives:
 #   TestStaleSocketIsReplaced, TestSocketDirMustBePrivate: Unix sockets only;

@@ -1,6 +1,38 @@
 package fsx
 
-import "golang.org/x/sys/windows"
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// replaceTimeout bounds how long replace waits for others to close path.
+const replaceTimeout = 2 * time.Second
+
+// replace renames tmp over path. Windows refuses to replace a file that
+// someone has open without FILE_SHARE_DELETE (Go's os.Open, most editors,
+// virus scanners): a CLI reading pending.json while the daemon records a
+// caller made that record fail. Such opens are short, so the rename is
+// retried, with a growing pause, for up to replaceTimeout.
+func replace(tmp, path string) error {
+	deadline := time.Now().Add(replaceTimeout)
+	pause := time.Millisecond
+	for {
+		err := os.Rename(tmp, path)
+		if err == nil || !sharingError(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+func sharingError(err error) bool {
+	return errors.Is(err, windows.ERROR_ACCESS_DENIED) || errors.Is(err, windows.ERROR_SHARING_VIOLATION) ||
+		errors.Is(err, windows.ERROR_LOCK_VIOLATION)
+}
 
 const dirSyncable = false
 
