@@ -1,7 +1,10 @@
+//go:build !windows
+
 package paths
 
-// macOS conventions, kept in a file that builds everywhere so their tests
-// run on Linux too; paths_darwin.go wires them in.
+// macOS conventions, kept in a file that builds on every Unix-like OS so
+// their tests (darwin_test.go) run on Linux too; paths_darwin.go wires them
+// in. Windows, which has its own layout, leaves them out.
 
 import (
 	"path/filepath"

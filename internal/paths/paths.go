@@ -7,7 +7,6 @@ package paths
 import (
 	"errors"
 	"path/filepath"
-	"strconv"
 )
 
 // Environment variables that change where things live.
@@ -131,20 +130,6 @@ func SystemBinary(e Env) string {
 // SystemUnit is where install-system writes the systemd unit.
 func SystemUnit(e Env) string {
 	return filepath.Join(SystemRoot(e), "etc", "systemd", "system", "keychain-auth.service")
-}
-
-// unixUserSocket is the Unix default: under XDG_RUNTIME_DIR, else a
-// per-uid directory under TMPDIR or /tmp. It is plain string work, so it
-// builds everywhere (the macOS choice, tested on Linux, starts from it).
-func unixUserSocket(e Env) string {
-	if v := e.get("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
-		return filepath.Join(v, "keychain-auth", "agent.sock")
-	}
-	tmp := e.get("TMPDIR")
-	if !filepath.IsAbs(tmp) {
-		tmp = "/tmp"
-	}
-	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
 }
 
 // HashCacheFile is where the command line remembers the hashes of the

@@ -2,7 +2,10 @@
 
 package paths
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"strconv"
+)
 
 // xdgUser is the Unix user layout: XDG base directories, with the audit
 // directory chosen per OS.
@@ -37,4 +40,18 @@ func xdgUser(e Env) (Layout, error) {
 	l.StoreVersionFile = filepath.Join(l.StateDir, "keyring.version")
 	l.SocketPath = UserSocket(e)
 	return l, nil
+}
+
+// unixUserSocket is the Unix default: under XDG_RUNTIME_DIR, else a
+// per-uid directory under TMPDIR or /tmp. The macOS choice (darwin.go,
+// tested on Linux too) starts from it.
+func unixUserSocket(e Env) string {
+	if v := e.get("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
+		return filepath.Join(v, "keychain-auth", "agent.sock")
+	}
+	tmp := e.get("TMPDIR")
+	if !filepath.IsAbs(tmp) {
+		tmp = "/tmp"
+	}
+	return filepath.Join(tmp, "keychain-auth-"+strconv.Itoa(e.UID), "agent.sock")
 }

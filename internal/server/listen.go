@@ -9,11 +9,6 @@ import (
 // ErrAlreadyRunning is returned by Listen when a live daemon answers on the socket.
 var ErrAlreadyRunning = errors.New("a keychain-auth daemon is already running on this socket")
 
-// secondDaemonHint: --socket alone is not enough for a second daemon, which
-// would share the first one's audit log, config and store.
-const secondDaemonHint = "A second daemon needs its own state as well as its own socket: run it with another HOME, " +
-	"or with XDG_CONFIG_HOME, XDG_DATA_HOME and XDG_RUNTIME_DIR pointing to directories of its own"
-
 // ErrUnsafeSocketDir is returned when the socket's directory is not private to
 // the daemon's user.
 var ErrUnsafeSocketDir = errors.New("unsafe socket directory")

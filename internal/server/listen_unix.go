@@ -15,6 +15,11 @@ import (
 	"github.com/The-17/keychain-auth/internal/peer"
 )
 
+// secondDaemonHint: --socket alone is not enough for a second daemon, which
+// would share the first one's audit log, config and store.
+const secondDaemonHint = "A second daemon needs its own state as well as its own socket: run it with another HOME, " +
+	"or with XDG_CONFIG_HOME, XDG_DATA_HOME and XDG_RUNTIME_DIR pointing to directories of its own"
+
 // Listener is the daemon's socket. Close removes the socket file and releases
 // the instance lock (an adopted socket has neither: see Adopt).
 type Listener struct {
