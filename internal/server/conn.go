@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -298,10 +299,9 @@ func (c *session) recordPending(ctx context.Context) {
 // caller fills in the binary (hash, path).
 func (c *session) pendingRecord() config.PendingRecord {
 	info := c.peer.Describe()
-	uid := c.peerUID
 	return config.PendingRecord{
 		CommandLine: info.CommandLine,
-		PID:         c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: &uid,
+		PID:         c.peer.PID, PPID: info.PPID, ParentPath: info.ParentPath, Cwd: info.Cwd, UID: c.recordedUID(),
 		TeamID: c.peer.TeamID(),
 	}
 }
@@ -610,13 +610,23 @@ func (c *session) auditHeld(ctx context.Context, r audit.Record) error {
 	return nil
 }
 
+// recordedUID is the peer's uid as records show it: nil (null, unknown) on
+// Windows, which has no uids; the daemon's per-user accounting there uses
+// stand-in values (peer.ForeignUID) that would read as real uids.
+func (c *session) recordedUID() *uint32 {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	uid := c.peerUID
+	return &uid
+}
+
 // identifyRecord fills the caller's identity into r.
 func (c *session) identifyRecord(r *audit.Record) {
 	r.Conn = c.id
 	if c.peer != nil {
 		r.PID = c.peer.PID
-		uid := c.peerUID
-		r.UID = &uid
+		r.UID = c.recordedUID()
 		r.TeamID = c.peer.TeamID()
 	}
 	r.BinaryPath, r.BinaryHash = c.path, c.ident.Hash
