@@ -24,15 +24,30 @@ import (
 // echo it; the error matches ErrMalformed and names the offending field. The
 // result never aliases line, which a Reader reuses.
 func DecodeRequest(line []byte) (*Request, error) {
-	var req Request
+	return decodeRequest(line, false)
+}
+
+// DecodeRequestSecrets is DecodeRequest for the daemon: the values of a
+// write are not decoded into Values, as strings no one can wipe, but held
+// as bytes (see Request.SecretValue), which the caller wipes with
+// ClearSecrets once the request is handled. Verdicts and errors are
+// DecodeRequest's.
+func DecodeRequestSecrets(line []byte) (*Request, error) {
+	return decodeRequest(line, true)
+}
+
+func decodeRequest(line []byte, holdSecrets bool) (*Request, error) {
+	req := Request{holdSecrets: holdSecrets}
 	err := decodeLine(&req, line)
 	if err == nil {
 		err = req.Validate()
 	}
 	if err != nil {
+		req.ClearSecrets()
 		return &Request{ID: req.ID}, err
 	}
 	if req.Action == ActionCheck {
+		req.ClearSecrets()
 		req = Request{Type: req.Type, ID: req.ID, Action: req.Action}
 	}
 	return &req, nil
@@ -178,7 +193,11 @@ func decodeField(req *Request, idx int, field string, val []byte) error {
 	case fieldTargets:
 		req.Targets, err = decodeStrings(field, val)
 	case fieldValues:
-		req.Values, err = decodeStrings(field, val)
+		if req.holdSecrets {
+			req.secrets, err = decodeSecrets(field, val)
+		} else {
+			req.Values, err = decodeStrings(field, val)
+		}
 	case fieldAttributes:
 		req.Attributes, err = decodeAttributes(val)
 	case fieldRequireAll:
@@ -257,6 +276,36 @@ func decodeStrings(field string, val []byte) ([]string, error) {
 			return nil, malformed(indexed(field, i), problem)
 		}
 		out = append(out, s)
+	}
+	return out, nil
+}
+
+// decodeSecrets is decodeStrings for values, as bytes that can be cleared;
+// on an error the ones decoded so far are cleared.
+func decodeSecrets(field string, val []byte) ([][]byte, error) {
+	switch val[0] {
+	case 'n':
+		return nil, nil
+	case '[':
+	default:
+		return nil, malformed(field, "must be an array of strings, not "+kind(val))
+	}
+	var out [][]byte
+	for i, el := range elements(val) {
+		var problem string
+		var v []byte
+		if el[0] != '"' {
+			problem = "must be a string, not " + kind(el)
+		} else {
+			v, problem = unquoteBytes(el)
+		}
+		if problem != "" {
+			for _, d := range out {
+				clear(d)
+			}
+			return nil, malformed(indexed(field, i), problem)
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

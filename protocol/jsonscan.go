@@ -123,16 +123,40 @@ func elements(arr []byte) iter.Seq2[int, []byte] {
 // a pair, which has no UTF-8 form.
 func unquote(tok []byte) (string, string) {
 	s := tok[1 : len(tok)-1]
-	i := bytes.IndexByte(s, '\\')
-	if i < 0 {
+	if bytes.IndexByte(s, '\\') < 0 {
 		return string(s), ""
 	}
-	out := make([]byte, 0, len(s))
+	out, problem := unescape(make([]byte, 0, len(s)), s)
+	if problem != "" {
+		return "", problem
+	}
+	return string(out), ""
+}
+
+// unquoteBytes is unquote for a value that is a secret: the result is a new
+// slice (never nil) the caller can clear, and no other copy is left behind.
+func unquoteBytes(tok []byte) ([]byte, string) {
+	s := tok[1 : len(tok)-1]
+	if bytes.IndexByte(s, '\\') < 0 {
+		return append(make([]byte, 0, len(s)), s...), ""
+	}
+	out, problem := unescape(make([]byte, 0, len(s)), s)
+	if problem != "" {
+		clear(out)
+		return nil, problem
+	}
+	return out, ""
+}
+
+// unescape appends the decoded content of the string body s, which holds at
+// least one backslash escape, to out.
+func unescape(out, s []byte) ([]byte, string) {
+	i := bytes.IndexByte(s, '\\')
 	for {
 		out = append(out, s[:i]...)
 		s = s[i:]
 		if len(s) == 0 {
-			return string(out), ""
+			return out, ""
 		}
 		// s[0] is a backslash; validJSON vouches for what follows it.
 		switch c := s[1]; c {
@@ -151,11 +175,11 @@ func unquote(tok []byte) (string, string) {
 			s = s[4:]
 			if utf16.IsSurrogate(r) {
 				if r >= 0xDC00 || len(s) < 8 || s[2] != '\\' || s[3] != 'u' {
-					return "", "contains an unpaired UTF-16 surrogate escape, which is not valid Unicode"
+					return out, "contains an unpaired UTF-16 surrogate escape, which is not valid Unicode"
 				}
 				r = utf16.DecodeRune(r, hex4(s[4:8]))
 				if r == utf8.RuneError {
-					return "", "contains an unpaired UTF-16 surrogate escape, which is not valid Unicode"
+					return out, "contains an unpaired UTF-16 surrogate escape, which is not valid Unicode"
 				}
 				s = s[6:]
 			}

@@ -123,6 +123,37 @@ type Request struct {
 	// ExecArgv is the command line the program will run with, recorded
 	// in pending.json when the program is not registered. Only with ExecFD.
 	ExecArgv []string `json:"exec_argv,omitempty"`
+
+	// secrets holds the values of a request decoded by
+	// DecodeRequestSecrets, as bytes its owner clears, in place of Values.
+	secrets     [][]byte
+	holdSecrets bool
+}
+
+// ValueCount is the number of values the request carries.
+func (r *Request) ValueCount() int {
+	if r.holdSecrets {
+		return len(r.secrets)
+	}
+	return len(r.Values)
+}
+
+// SecretValue returns the i-th value as bytes. For a request from
+// DecodeRequestSecrets they are the request's own, which ClearSecrets
+// wipes (a caller that clears them clears the request's); otherwise a copy
+// of Values[i].
+func (r *Request) SecretValue(i int) []byte {
+	if r.holdSecrets {
+		return r.secrets[i]
+	}
+	return []byte(r.Values[i])
+}
+
+// ClearSecrets wipes the values DecodeRequestSecrets decoded.
+func (r *Request) ClearSecrets() {
+	for _, v := range r.secrets {
+		clear(v)
+	}
 }
 
 // Limits of exec_argv, which only feeds the pending queue.

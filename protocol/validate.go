@@ -47,7 +47,7 @@ func (r *Request) Validate() error {
 	case ActionCheck:
 		// check needs nothing else; the other fields are ignored, except
 		// those that could only mean the client misunderstood the call.
-		if len(r.Values) > 0 {
+		if r.ValueCount() > 0 {
 			return malformed("values", "only allowed on write")
 		}
 		if r.RequireAll {
@@ -217,23 +217,30 @@ func duplicate(ss []string) (int, int) {
 }
 
 func (r *Request) validateValues() error {
+	n := r.ValueCount()
 	if r.Action != ActionWrite {
-		if len(r.Values) > 0 {
+		if n > 0 {
 			return malformed("values", "only allowed on write")
 		}
 		return nil
 	}
-	if len(r.Values) != len(r.Targets) {
+	if n != len(r.Targets) {
 		return malformed("values", fmt.Sprintf("has %s for %s; a write needs exactly one value per target",
-			count(len(r.Values), "entry", "entries"), count(len(r.Targets), "target", "targets")))
+			count(n, "entry", "entries"), count(len(r.Targets), "target", "targets")))
 	}
 	// Values are secrets: the messages give sizes and positions, never
 	// content, and control characters are allowed (PEM keys have newlines).
-	for i, v := range r.Values {
-		if len(v) > MaxValueLen {
-			return malformed(indexed("values", i), fmt.Sprintf("is %d bytes long; the limit is %d (64 KiB)", len(v), MaxValueLen))
+	for i := range n {
+		size, valid := 0, false
+		if r.holdSecrets {
+			size, valid = len(r.secrets[i]), utf8.Valid(r.secrets[i])
+		} else {
+			size, valid = len(r.Values[i]), utf8.ValidString(r.Values[i])
 		}
-		if !utf8.ValidString(v) {
+		if size > MaxValueLen {
+			return malformed(indexed("values", i), fmt.Sprintf("is %d bytes long; the limit is %d (64 KiB)", size, MaxValueLen))
+		}
+		if !valid {
 			return malformed(indexed("values", i), "is not valid UTF-8; encode binary secrets, e.g. as base64")
 		}
 	}

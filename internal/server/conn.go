@@ -367,10 +367,11 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 		c.recordPending(ctx)
 	}
 	if err == nil {
-		req, _ := protocol.DecodeRequest(line)
+		req, _ := protocol.DecodeRequestSecrets(line)
 		if req != nil {
 			id = req.ID
 			fillRequest(&rec, req)
+			req.ClearSecrets()
 		}
 		clearLine(line)
 	}

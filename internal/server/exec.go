@@ -21,7 +21,8 @@ func (c *session) handleLine(ctx context.Context, line []byte) (resp *protocol.R
 	if resp, closeAfter, ok := c.handleDescriptor(ctx, line); ok {
 		return resp, closeAfter
 	}
-	req, decErr := protocol.DecodeRequest(line)
+	req, decErr := protocol.DecodeRequestSecrets(line)
+	defer req.ClearSecrets()
 	rec := audit.Record{Event: audit.EventRequest}
 	var id = req.ID
 	fillRequest(&rec, req)
@@ -153,7 +154,9 @@ func (c *session) execute(ctx context.Context, req *protocol.Request) outcome {
 	case protocol.ActionWrite:
 		items := make([]backend.Item, len(req.Targets))
 		for i, t := range req.Targets {
-			items[i] = backend.Item{Target: t, Value: []byte(req.Values[i]), Attributes: req.Attributes}
+			// The request's own bytes (DecodeRequestSecrets): wiped
+			// below and by handleLine, never copied into a string.
+			items[i] = backend.Item{Target: t, Value: req.SecretValue(i), Attributes: req.Attributes}
 		}
 		err := be.Set(ctx, svc, items)
 		for i := range items {

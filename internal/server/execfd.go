@@ -65,7 +65,8 @@ func (c *session) handleDescriptor(ctx context.Context, line []byte) (resp *prot
 		f = os.NewFile(uintptr(fd), "exec descriptor")
 		defer f.Close()
 	}
-	req, decErr := protocol.DecodeRequest(line)
+	req, decErr := protocol.DecodeRequestSecrets(line)
+	defer req.ClearSecrets()
 	if fd < 0 && !extra && (decErr != nil || !req.ExecFD) {
 		return c.plainLine(ctx)
 	}
