@@ -39,16 +39,32 @@ func keyOfFile(f *os.File, fi fs.FileInfo) Key {
 // fileRemoteProtocolInfo is FILE_INFO_BY_HANDLE_CLASS FileRemoteProtocolInfo.
 const fileRemoteProtocolInfo = 13
 
-// checkFilesystem refuses an image on a network share: the server can
-// change its bytes under unchanged attributes (see the Linux version). The
-// remote-protocol query succeeds only for files reached over a redirector.
+// checkFilesystem refuses an image on a network share (the server can
+// change its bytes under unchanged attributes: see the Linux version) or on
+// any volume that is not a disk volume, such as a user-mode filesystem
+// (WinFsp, Dokan), which like FUSE can show the daemon other bytes than the
+// loader maps (see windowsVolume). The remote-protocol query succeeds only
+// for files reached over a redirector; the volume comes from the handle's
+// NT path. A path that cannot be read refuses the image.
 func checkFilesystem(f *os.File) error {
+	h := windows.Handle(f.Fd())
 	var info [256]byte
-	if windows.GetFileInformationByHandleEx(windows.Handle(f.Fd()), fileRemoteProtocolInfo, &info[0], uint32(len(info))) == nil {
+	if windows.GetFileInformationByHandleEx(h, fileRemoteProtocolInfo, &info[0], uint32(len(info))) == nil {
 		return &UntrustedFSError{Name: f.Name(), FS: "network share"}
+	}
+	buf := make([]uint16, windows.MAX_LONG_PATH)
+	n, err := windows.GetFinalPathNameByHandle(h, &buf[0], uint32(len(buf)), volumeNameNT)
+	if err != nil || int(n) >= len(buf) {
+		return &UntrustedFSError{Name: f.Name(), FS: "volume the daemon could not name (GetFinalPathNameByHandle failed)"}
+	}
+	if device, ok := windowsVolume(windows.UTF16ToString(buf[:n])); !ok {
+		return &UntrustedFSError{Name: f.Name(), FS: "non-disk volume (" + device + ", such as a WinFsp, Dokan or network volume)"}
 	}
 	return nil
 }
+
+// volumeNameNT is GetFinalPathNameByHandle's VOLUME_NAME_NT.
+const volumeNameNT = 0x2
 
 // fileBasicInfo is FILE_BASIC_INFO: times in 100 ns units since 1601.
 type fileBasicInfo struct {
