@@ -11,7 +11,7 @@ func TestWindowsVolume(t *testing.T) {
 		{`\device\harddiskvolume12\x.exe`, `\device\harddiskvolume12`, true},
 		{`\Device\HarddiskVolume1`, `\Device\HarddiskVolume1`, true},
 		{`\Device\Volume{d6cc17c5-1734-4085-bce7-964f1e9f5de9}\tool.exe`, `\Device\Volume{d6cc17c5-1734-4085-bce7-964f1e9f5de9}`, false}, // WinFsp, Dokan
-		{`\Device\Mup\server\share\tool.exe`, `\Device\Mup`, false},                                                                     // network
+		{`\Device\Mup\server\share\tool.exe`, `\Device\Mup`, false},                                                                      // network
 		{`\Device\HarddiskVolumeShadowCopy4\tool.exe`, `\Device\HarddiskVolumeShadowCopy4`, false},
 		{`\Device\HarddiskVolume\tool.exe`, `\Device\HarddiskVolume`, false},
 		{`\Device\HarddiskVolume3x\tool.exe`, `\Device\HarddiskVolume3x`, false},
