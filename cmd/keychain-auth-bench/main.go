@@ -12,7 +12,8 @@
 //
 // With --socket it measures a daemon that is already running instead; this
 // binary must then be registered there with --read bench --write bench
-// --search.
+// --search. The unregistered-callers scenario is skipped then: it would fill
+// that daemon's pending.json.
 package main
 
 import (
@@ -35,6 +36,8 @@ const asCLI = "KEYCHAIN_AUTH_BENCH_AS_CLI"
 
 // asClient makes it a one-shot client (connect, one check request, print
 // the reply): the cold-attestation scenario runs a large copy of itself so.
+// The unregistered-callers scenario runs copies of itself as clients that
+// connect n times in a row with one read each (oneShot, readLoop).
 const asClient = "KEYCHAIN_AUTH_BENCH_AS_CLIENT"
 
 type options struct {
@@ -69,8 +72,10 @@ func main() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: keychain-auth-bench [flags]\n\n"+
 			"Measures a keychain-auth daemon over its local socket (latency, pipelined and\n"+
 			"concurrent reads against a raw echo server, batches, connection set-up, a\n"+
-			"connection flood with the daemon's memory, cold attestation against sha256sum\n"+
-			"and openssl). Starts its own daemon in a temporary HOME unless --socket is given.\n\nflags:\n")
+			"connection flood with the daemon's memory, unregistered callers (pending.json,\n"+
+			"a retry loop, its effect on a registered client), cold attestation against\n"+
+			"sha256sum and openssl). Starts its own daemon in a temporary HOME unless\n"+
+			"--socket is given.\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -11,7 +11,8 @@ import (
 
 // The tool is run as users run it: built, then started with --quick. Every
 // scenario must produce its figures and none may end in an error; the
-// flood must see the daemon's per-uid cap.
+// flood must see the daemon's per-uid cap, and pending.json every
+// unregistered caller.
 func TestQuickRunProducesEveryFigure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPED in -short mode: builds and runs the benchmark tool (about 15 s)")
@@ -42,6 +43,10 @@ func TestQuickRunProducesEveryFigure(t *testing.T) {
 		"single read latency p50", "raw Unix-socket line echo, 1 connection", "pipelined reads, 1 connection",
 		"total reads, 256 connections", "100-target batch read", "connect + verify + check p99",
 		"daemon RSS while holding them", "cold attestation of a 16 MiB image",
+		"20 unregistered binaries: start to refusal p50", "20 unregistered binaries: daemon RSS after",
+		"1 unregistered binary retrying, 200 connections", "registered binary, the same 200 connections",
+		"registered pipelined reads, no other load", "registered pipelined reads, during the retry loop",
+		"registered pipelined reads, during a registered loop", "5 more, pending.json full: start to refusal p50",
 	} {
 		if r, ok := got[want]; !ok || r.Value <= 0 {
 			t.Errorf("no figure for %q (%+v)", want, r)
@@ -50,6 +55,18 @@ func TestQuickRunProducesEveryFigure(t *testing.T) {
 	if got["300 connections held: served"].Value != 256 || got["300 connections held: refused rate_limited"].Value != 44 {
 		t.Errorf("flood of 300: served %v, refused %v; want 256 and 44 (the per-uid cap)",
 			got["300 connections held: served"].Value, got["300 connections held: refused rate_limited"].Value)
+	}
+	// Every unregistered caller is in pending.json before its refusal; the
+	// retrying one's attempts are all counted within about a second; the
+	// file stays at its cap.
+	for name, want := range map[string]float64{
+		"20 unregistered binaries: pending.json records":  20,
+		"retrying: its count in pending.json":             200,
+		"5 more, pending.json full: pending.json records": 1000,
+	} {
+		if r := got[name]; r.Value != want {
+			t.Errorf("%s: %v (%s), want %v", name, r.Value, r.Note, want)
+		}
 	}
 	if os.Getenv("CI") == "true" {
 		if r := got["Secret Service: 100-secret batch through the daemon"]; r.Value <= 0 {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -147,6 +148,7 @@ func (b *bench) runAll(ctx context.Context) []row {
 		{"batch", b.batch},
 		{"connect", b.connectSetup},
 		{"flood", b.flood},
+		{"unregistered callers", b.unregistered},
 		{"attestation", b.coldAttest},
 		{"secret service", b.secretService},
 	}
@@ -500,9 +502,17 @@ func (b *bench) coldAttest(ctx context.Context) error {
 
 // oneShot is the client a large image runs as: one check, print the reply.
 // An unregistered image gets a denial, after the daemon hashed all of it.
+//
+// With "read n" (or "read-served n") after the socket it connects n times
+// in a row instead, each time with one read (readLoop).
 func oneShot(args []string) int {
+	if len(args) == 3 && (args[1] == "read" || args[1] == "read-served") {
+		if n, err := strconv.Atoi(args[2]); err == nil && n > 0 {
+			return readLoop(args[0], n, args[1] == "read-served")
+		}
+	}
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: (as client) <socket>")
+		fmt.Fprintln(os.Stderr, "usage: (as client) <socket> [read <n>]")
 		return 2
 	}
 	c, err := dial(args[0])
