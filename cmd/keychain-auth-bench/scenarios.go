@@ -512,7 +512,7 @@ func oneShot(args []string) int {
 		}
 	}
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: (as client) <socket> [read <n>]")
+		fmt.Fprintln(os.Stderr, "usage: (as client) <socket> [read|read-served <n>]")
 		return 2
 	}
 	c, err := dial(args[0])
