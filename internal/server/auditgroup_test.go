@@ -202,3 +202,47 @@ func TestAnsweredValuesAreWiped(t *testing.T) {
 		}
 	}
 }
+
+// A program refused in a loop gets every refusal, but the audit log gets
+// at most about one record a second for it, each saying how many refusals
+// it stands for: before, each refusal wrote its own record and a loop
+// rotated the whole history away in under a minute.
+func TestRepeatedRefusalsAreCountedNotEachRecorded(t *testing.T) {
+	rec := &recorder{}
+	ts := startServer(t, nil, nil, withAudit(rec, -1))
+	const n = 30
+	start := time.Now()
+	for range n {
+		c := ts.dial(t)
+		mustStatus(t, c.roundTrip(readReq("svc", "a")), protocol.StatusDenied, protocol.ReasonUnregisteredBinary)
+		c.nc.Close()
+	}
+	elapsed := time.Since(start)
+	total := func() (sum, records int) {
+		for _, r := range rec.events(audit.EventConnectDenied) {
+			records++
+			sum++
+			if len(r.Details) > 0 {
+				var d struct{ Repeats int }
+				if json.Unmarshal(r.Details, &d) != nil || d.Repeats < 1 {
+					t.Fatalf("details %s", r.Details)
+				}
+				sum += d.Repeats - 1
+			}
+		}
+		return sum, records
+	}
+	waitUntil(t, func() bool { s, _ := total(); return s >= n })
+	sum, records := total()
+	if sum != n {
+		t.Fatalf("the records count %d refusals, want %d", sum, n)
+	}
+	// One record when the first window opens, then at most two a second:
+	// the next admitted one and a count of the rest.
+	if max := 1 + 2*int(elapsed/time.Second+1); records > max {
+		t.Fatalf("%d connect_denied records for %d refusals in %v, want at most %d", records, n, elapsed, max)
+	}
+	if records == n {
+		t.Fatalf("every refusal wrote its own record")
+	}
+}

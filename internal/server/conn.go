@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -384,11 +385,64 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 		return
 	}
 	c.log.Info("connection denied", "reason", reason)
-	if c.audit(ctx, rec) != nil {
+	if c.recordDenial(ctx, rec) != nil {
 		reason, msg = protocol.ReasonInternalError, msgAuditDown
 	}
 	c.reply(protocol.Failure(id, reason, msg))
 	c.closeGracefully()
+}
+
+// recordDenial writes the connect_denied record rec, at most once a second
+// for one caller (uid and image hash) and reason. A program retrying in a
+// loop was refused some 2,000 times a second, each with its own 700-byte
+// record, which rotated the whole audit history (6 files of 10 MiB) away in
+// under a minute. The refusals of the rest of the second are counted: the
+// next record for that caller says how many it stands for in
+// details.repeats, and one refused caller per second takes on writing a
+// record for them at the end of the second, so the count is on disk within
+// about a second even if the program stops. A refusal answers nothing, so
+// it may go out before the record that counts it; accesses never do.
+func (c *session) recordDenial(ctx context.Context, rec audit.Record) error {
+	s := c.s
+	if s.opts.Audit == nil {
+		return nil
+	}
+	key := strconv.FormatUint(uint64(c.peerUID), 10) + "/" + c.ident.Hash + "/" + rec.Reason
+	n, ok := s.denials.Admit(key, s.opts.Now())
+	if ok {
+		if n > 1 {
+			rec.Details = repeatsDetails(n)
+		}
+		return c.audit(ctx, rec)
+	}
+	at, claimed := s.denials.ClaimFlush(key)
+	if !claimed {
+		return nil
+	}
+	c.identifyRecord(&rec)
+	rec.RequestID = "" // the record stands for several requests
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		select { // on shutdown the count is written at once rather than lost
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		if n, _ := s.denials.Flush(key, s.opts.Now()); n > 0 {
+			rec.Details = repeatsDetails(n)
+			if err := s.opts.Audit.Log(context.WithoutCancel(ctx), rec); err != nil {
+				s.log.Error("audit log write failed", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// repeatsDetails says how many refusals a connect_denied record stands for.
+func repeatsDetails(n int) json.RawMessage {
+	return json.RawMessage(`{"repeats":` + strconv.Itoa(n) + `}`)
 }
 
 // serve answers requests in order until the client leaves, the session is

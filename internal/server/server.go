@@ -85,6 +85,9 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	pending config.PendingLimiter
+	// denials throttles connect_denied records per caller and reason (see
+	// recordDenial).
+	denials config.PendingLimiter
 
 	nextConn atomic.Uint64
 
