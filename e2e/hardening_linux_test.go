@@ -602,3 +602,18 @@ func limitFields(b []byte, prefix string) []string {
 	}
 	return nil
 }
+
+// repeats is how many refusals a connect_denied record stands for: its
+// details.repeats, or 1.
+func repeats(t *testing.T, r audit.Record) int {
+	t.Helper()
+	if len(r.Details) == 0 {
+		return 1
+	}
+	var d struct{ Repeats int }
+	if err := json.Unmarshal(r.Details, &d); err != nil || d.Repeats < 1 {
+		t.Errorf("connect_denied details %s: want {\"repeats\":N}", r.Details)
+		return 1
+	}
+	return d.Repeats
+}

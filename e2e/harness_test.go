@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/The-17/keychain-auth/internal/audit"
 	"github.com/The-17/keychain-auth/protocol"
 )
 
@@ -379,19 +378,4 @@ func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
 		t.Fatalf("run %v: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
-}
-
-// repeats is how many refusals a connect_denied record stands for: its
-// details.repeats, or 1.
-func repeats(t *testing.T, r audit.Record) int {
-	t.Helper()
-	if len(r.Details) == 0 {
-		return 1
-	}
-	var d struct{ Repeats int }
-	if err := json.Unmarshal(r.Details, &d); err != nil || d.Repeats < 1 {
-		t.Errorf("connect_denied details %s: want {\"repeats\":N}", r.Details)
-		return 1
-	}
-	return d.Repeats
 }
