@@ -311,35 +311,43 @@ func (c *session) pendingRecord() config.PendingRecord {
 // most once a second per hash; attempts refused in between are written at
 // the end of that second).
 func (c *session) queuePending(ctx context.Context, rec config.PendingRecord) {
-	s := c.s
+	c.s.throttle(ctx, &c.s.pending, rec.Hash, func(n int, last time.Time, _ bool) error {
+		rec.Count = n
+		c.s.writePending(ctx, rec, last)
+		return nil
+	})
+}
+
+// throttle calls write at most once a second per key: at once for a call
+// lim admits, with how many calls it stands for (itself and those
+// suppressed since the last write) and now; for calls suppressed after
+// that, once at the end of the second (at once on shutdown), from the
+// background, by the one suppressed caller that claims it (later set),
+// with their count and when the last was seen. It returns write's error
+// for an admitted call, nil otherwise.
+func (s *Server) throttle(ctx context.Context, lim *config.PendingLimiter, key string, write func(n int, last time.Time, later bool) error) error {
 	now := s.opts.Now()
-	attempts, ok := s.pending.Admit(rec.Hash, now)
-	if ok {
-		rec.Count = attempts
-		s.writePending(ctx, rec, now)
-		return
+	if n, ok := lim.Admit(key, now); ok {
+		return write(n, now, false)
 	}
-	at, claimed := s.pending.ClaimFlush(rec.Hash)
+	at, claimed := lim.ClaimFlush(key)
 	if !claimed {
-		return
+		return nil
 	}
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
 		t := time.NewTimer(time.Until(at))
 		defer t.Stop()
-		// On shutdown the count is written at once rather than lost.
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		n, last := s.pending.Flush(rec.Hash, s.opts.Now())
-		if n == 0 {
-			return
+		if n, last := lim.Flush(key, s.opts.Now()); n > 0 {
+			write(n, last, true)
 		}
-		rec.Count = n
-		s.writePending(ctx, rec, last)
 	}()
+	return nil
 }
 
 func (s *Server) writePending(ctx context.Context, rec config.PendingRecord, now time.Time) {
@@ -403,41 +411,26 @@ func (c *session) denyConnect(ctx context.Context, reason protocol.Reason, msg s
 // about a second even if the program stops. A refusal answers nothing, so
 // it may go out before the record that counts it; accesses never do.
 func (c *session) recordDenial(ctx context.Context, rec audit.Record) error {
-	s := c.s
-	if s.opts.Audit == nil {
+	if c.s.opts.Audit == nil {
 		return nil
 	}
 	key := strconv.FormatUint(uint64(c.peerUID), 10) + "/" + c.ident.Hash + "/" + rec.Reason
-	n, ok := s.denials.Admit(key, s.opts.Now())
-	if ok {
+	c.identifyRecord(&rec) // here: the session may be gone when a later write runs
+	return c.s.throttle(ctx, &c.s.denials, key, func(n int, _ time.Time, later bool) error {
 		if n > 1 {
 			rec.Details = repeatsDetails(n)
 		}
-		return c.audit(ctx, rec)
-	}
-	at, claimed := s.denials.ClaimFlush(key)
-	if !claimed {
+		if !later {
+			return c.audit(ctx, rec)
+		}
+		// From the background, for refusals of other connections: not
+		// this one's request id, and the log written even on shutdown.
+		rec.RequestID = ""
+		if err := c.s.opts.Audit.Log(context.WithoutCancel(ctx), rec); err != nil {
+			c.s.log.Error("audit log write failed", "err", err)
+		}
 		return nil
-	}
-	c.identifyRecord(&rec)
-	rec.RequestID = "" // the record stands for several requests
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
-		t := time.NewTimer(time.Until(at))
-		defer t.Stop()
-		select { // on shutdown the count is written at once rather than lost
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		if n, _ := s.denials.Flush(key, s.opts.Now()); n > 0 {
-			rec.Details = repeatsDetails(n)
-			if err := s.opts.Audit.Log(context.WithoutCancel(ctx), rec); err != nil {
-				s.log.Error("audit log write failed", "err", err)
-			}
-		}
-	}()
-	return nil
+	})
 }
 
 // repeatsDetails says how many refusals a connect_denied record stands for.
