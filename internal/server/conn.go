@@ -583,14 +583,25 @@ func (c *session) flushReplies() error {
 
 // refuseHeld replaces each queued reply whose audit record was lost with
 // the refusal an unrecorded request gets.
+// The replies kept may carry values (an exec's, audited on their own), so
+// the new buffer never grows by a plain append, which would leave a copy
+// behind: AppendResponse clears what it outgrows, and kept bytes are
+// copied into room made first.
 func (c *session) refuseHeld() {
-	var out []byte
+	out := make([]byte, 0, len(c.out))
 	start := 0
 	for _, q := range c.queued {
 		if q.held {
 			out, _ = protocol.AppendResponse(out, protocol.Failure(q.id, protocol.ReasonInternalError, msgAuditDown))
 		} else {
-			out = append(out, c.out[start:q.end]...)
+			kept := c.out[start:q.end]
+			if len(out)+len(kept) > cap(out) {
+				grown := make([]byte, len(out), 2*cap(out)+len(kept))
+				copy(grown, out)
+				clear(out)
+				out = grown
+			}
+			out = append(out, kept...)
 		}
 		start = q.end
 	}
