@@ -19,6 +19,8 @@ type execPin struct {
 	mu    sync.Mutex
 	proc  windows.Handle
 	image string
+	// started is the process's creation time (FILETIME, 100 ns units).
+	started int64
 }
 
 func (e *execPin) close() {

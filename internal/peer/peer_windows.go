@@ -61,6 +61,7 @@ func FromConn(c net.Conn) (*Peer, error) {
 	if err := windows.GetProcessTimes(proc, &created, &exited, &kernel, &user); err != nil {
 		return nil, fmt.Errorf("peer pid %d: GetProcessTimes: %w", pid, err)
 	}
+	p.exec.started = int64(created.HighDateTime)<<32 | int64(created.LowDateTime)
 	if at := pc.ConnectedAt(); !at.IsZero() && time.Unix(0, created.Nanoseconds()).After(at) {
 		return nil, fmt.Errorf("peer pid %d was reused by a process started after the connect: %w", pid, ErrGone)
 	}
@@ -169,13 +170,9 @@ func (p *Peer) sameSinceStart(h windows.Handle) error {
 	if err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
 		return fmt.Errorf("executable %s of peer pid %d: read its change time: %w: %w", p.exec.image, p.PID, ErrUnverifiable, err)
 	}
-	var created, exited, kernel, user windows.Filetime
-	if err := windows.GetProcessTimes(p.exec.proc, &created, &exited, &kernel, &user); err != nil {
-		return fmt.Errorf("peer pid %d: GetProcessTimes: %w", p.PID, err)
-	}
-	// Both are 100 ns intervals since 1601 (FILETIME).
-	started := int64(created.HighDateTime)<<32 | int64(created.LowDateTime)
-	if info.ChangeTime > started {
+	// Both are 100 ns intervals since 1601 (FILETIME); started was read
+	// at connect.
+	if info.ChangeTime > p.exec.started {
 		return fmt.Errorf("%w: the file %s was renamed, replaced or changed after process %d started from it, so it may not be "+
 			"the program that process runs; restart the program", ErrUnverifiable, p.exec.image, p.PID)
 	}
