@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/The-17/keychain-auth/internal/fsx"
 )
 
 // keyOfFile asks the handle for the file's identity: the volume serial
@@ -22,9 +23,11 @@ func keyOfFile(f *os.File, fi fs.FileInfo) Key {
 		return k
 	}
 	var d windows.ByHandleFileInformation
-	var bi fileBasicInfo
-	if windows.GetFileInformationByHandle(h, &d) != nil ||
-		windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&bi)), uint32(unsafe.Sizeof(bi))) != nil {
+	if windows.GetFileInformationByHandle(h, &d) != nil {
+		return k
+	}
+	bi, err := fsx.BasicInfoOf(h)
+	if err != nil {
 		return k
 	}
 	k.Dev = uint64(d.VolumeSerialNumber)
@@ -65,13 +68,6 @@ func checkFilesystem(f *os.File) error {
 
 // volumeNameNT is GetFinalPathNameByHandle's VOLUME_NAME_NT.
 const volumeNameNT = 0x2
-
-// fileBasicInfo is FILE_BASIC_INFO: times in 100 ns units since 1601.
-type fileBasicInfo struct {
-	CreationTime, LastAccessTime, LastWriteTime, ChangeTime int64
-	FileAttributes                                          uint32
-	_                                                       uint32
-}
 
 func filetimeNanos(t int64) int64 {
 	ft := windows.Filetime{LowDateTime: uint32(t), HighDateTime: uint32(t >> 32)}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -51,4 +52,18 @@ func restrictDir(dir string) error {
 	}
 	return windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
 		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil)
+}
+
+// BasicInfo is FILE_BASIC_INFO: times in 100 ns intervals since 1601.
+type BasicInfo struct {
+	CreationTime, LastAccessTime, LastWriteTime, ChangeTime int64
+	FileAttributes                                          uint32
+	_                                                       uint32
+}
+
+// BasicInfoOf reads the FILE_BASIC_INFO of an open file.
+func BasicInfoOf(h windows.Handle) (BasicInfo, error) {
+	var bi BasicInfo
+	err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&bi)), uint32(unsafe.Sizeof(bi)))
+	return bi, err
 }

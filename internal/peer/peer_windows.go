@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"github.com/The-17/keychain-auth/internal/fsx"
 	"github.com/The-17/keychain-auth/internal/pipe"
 )
 
@@ -148,13 +149,6 @@ func (p *Peer) OpenExe() (*os.File, error) {
 	return os.NewFile(uintptr(h), p.exec.image), nil
 }
 
-// fileBasicInfo is FILE_BASIC_INFO (times in 100 ns intervals since 1601).
-type fileBasicInfo struct {
-	CreationTime, LastAccessTime, LastWriteTime, ChangeTime int64
-	FileAttributes                                          uint32
-	_                                                       uint32
-}
-
 // sameSinceStart refuses an image file whose metadata changed after the
 // peer started. Windows lets a running program's file be renamed away (not
 // written or deleted) and another file be renamed or copied to its path,
@@ -166,8 +160,8 @@ type fileBasicInfo struct {
 // ran (replaced by an upgrade, an attribute changed by a backup tool) is
 // refused too and must be restarted.
 func (p *Peer) sameSinceStart(h windows.Handle) error {
-	var info fileBasicInfo
-	if err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
+	info, err := fsx.BasicInfoOf(h)
+	if err != nil {
 		return fmt.Errorf("executable %s of peer pid %d: read its change time: %w: %w", p.exec.image, p.PID, ErrUnverifiable, err)
 	}
 	// Both are 100 ns intervals since 1601 (FILETIME); started was read
